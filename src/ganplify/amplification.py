@@ -1,0 +1,211 @@
+"""Aggregate per-replica MSE tables into tables/mse.csv and tables/amplification.csv.
+
+For every (target, dim, n_train, generator, binning, n_quantiles, n_generated) the mean MSE over
+the replicas that did not fail converts to N_equiv = (1/K)(1 - 1/K)/MSE and the amplification
+N_equiv / n_train, with a bootstrap interval over replicas. Rows with n_generated = inf hold the
+asymptotic estimate: each replica's MSE at its largest n_generated with the finite-sample term
+removed, then averaged. Failed replicas are counted (n_failed) and listed in
+tables/replicas.csv, never averaged in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ganplify import quantiles as qt
+from ganplify.evaluation import MSE_COLUMNS
+from ganplify.results import ResultsError, read_json
+from ganplify.study import Chunk, stable_id
+
+# The contract's columns of tables/amplification.csv, in this order (DESIGN.md).
+CONTRACT_COLUMNS = [
+    "target", "dim", "n_train", "generator", "binning", "n_quantiles", "n_cells", "n_generated",
+    "n_replicas", "mse_mean", "mse_std", "n_equiv", "n_equiv_lo", "n_equiv_hi",
+    "amplification", "amplification_lo", "amplification_hi",
+]
+# Added after the contract's columns.
+EXTRA_COLUMNS = ["n_failed", "amplification_median"]
+AMPLIFICATION_COLUMNS = CONTRACT_COLUMNS + EXTRA_COLUMNS
+
+REPLICA_COLUMNS = [
+    "target", "dim", "n_train", "generator", "phash", "seed", "status", "reason", "path",
+]
+
+GROUP = ["target", "dim", "n_train", "generator", "binning", "n_quantiles", "n_cells"]
+
+# Generators whose asymptote is not estimated (the truth's asymptotic MSE is 0 by definition).
+NO_ASYMPTOTE = {"sample"}
+
+
+def collect(results: str | Path, chunks: Sequence[Chunk]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Read every replica's status and MSE table.
+
+    Returns
+    -------
+    mse : DataFrame
+        tables/mse.csv, one row per replica x binning x n_generated (replicas that did not fail).
+    replicas : DataFrame
+        tables/replicas.csv, one row per replica with its status and reason.
+
+    Raises
+    ------
+    ResultsError
+        Naming the file, when a replica's record is missing or does not match the study.
+    """
+    results = Path(results)
+    tables, rows = [], []
+    for chunk in chunks:
+        s = chunk.setting
+        for seed in chunk.seeds:
+            rdir = results / s.replica_dir(seed)
+            status = read_json(rdir / "status.json")
+            if status.get("phash") != s.phash or status.get("seed") != seed:
+                raise ResultsError(
+                    f"{rdir / 'status.json'}: belongs to another setting or seed "
+                    f"(phash {status.get('phash')}, seed {status.get('seed')})"
+                )
+            rows.append((s.target, s.dim, s.n_train, s.generator, s.phash, seed,
+                         status["status"], status.get("reason", ""), s.replica_dir(seed)))
+            if status["status"] != "done":
+                continue
+            table = read_mse_table(rdir / "mse.csv")
+            expected = {
+                (b.coordinate, b.n_quantiles, n)
+                for b in chunk.binnings
+                for n in (chunk.n_generated or [None])
+            }
+            got = {
+                (c, int(q), None if pd.isna(n) else int(n))
+                for c, q, n in table[["binning", "n_quantiles", "n_generated"]].itertuples(
+                    index=False
+                )
+            }
+            if got != expected:
+                raise ResultsError(
+                    f"{rdir / 'mse.csv'}: holds other binnings or event counts than the study "
+                    f"asks for ({len(got)} rows vs {len(expected)} expected); rerun its evaluation"
+                )
+            tables.append(table)
+    mse = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=MSE_COLUMNS)
+    mse["n_generated"] = mse["n_generated"].astype("Int64")
+    return mse, pd.DataFrame(rows, columns=REPLICA_COLUMNS)
+
+
+def read_mse_table(path: Path) -> pd.DataFrame:
+    try:
+        table = pd.read_csv(path, dtype={"binning": str, "generator": str, "target": str})
+    except FileNotFoundError:
+        raise ResultsError(f"{path}: missing") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise ResultsError(f"{path}: not a readable CSV table ({exc})") from None
+    if list(table.columns) != MSE_COLUMNS:
+        raise ResultsError(f"{path}: columns {list(table.columns)} are not {MSE_COLUMNS}")
+    if not np.all(np.isfinite(table["mse"].to_numpy(dtype=float))):
+        raise ResultsError(f"{path}: non-finite MSE values")
+    return table
+
+
+def bootstrap_means(values: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """Means of ``n_boot`` resamples (with replacement) of ``values``."""
+    idx = rng.integers(0, len(values), size=(n_boot, len(values)))
+    return values[idx].mean(axis=1)
+
+
+def _summary_row(key, n_generated, values, n_failed, n_boot, interval, rng) -> dict:
+    target, dim, n_train, generator, binning, n_quantiles, n_cells = key
+    mean = float(np.mean(values))
+    std = float(np.std(values, ddof=1)) if len(values) > 1 else float("nan")
+    tail = 0.5 * (1.0 - interval)
+    if len(values) > 1:
+        boots = bootstrap_means(values, n_boot, rng)
+        mse_lo, mse_hi = np.quantile(boots, [tail, 1.0 - tail])
+    else:
+        mse_lo = mse_hi = float("nan")
+    n_eq = float(qt.n_equiv(mean, n_cells))
+    # N_equiv falls as the MSE rises: the upper MSE bound gives the lower N_equiv bound
+    n_lo = float(qt.n_equiv(mse_hi, n_cells)) if np.isfinite(mse_hi) else float("nan")
+    n_hi = float(qt.n_equiv(mse_lo, n_cells)) if np.isfinite(mse_lo) else float("nan")
+    return {
+        "target": target, "dim": dim, "n_train": n_train, "generator": generator,
+        "binning": binning, "n_quantiles": n_quantiles, "n_cells": n_cells,
+        "n_generated": n_generated, "n_replicas": len(values),
+        "mse_mean": mean, "mse_std": std,
+        "n_equiv": n_eq, "n_equiv_lo": n_lo, "n_equiv_hi": n_hi,
+        "amplification": n_eq / n_train,
+        "amplification_lo": n_lo / n_train, "amplification_hi": n_hi / n_train,
+        "n_failed": n_failed,
+        "amplification_median": float(np.median(qt.amplification(values, n_cells, n_train))),
+    }
+
+
+def amplification_table(
+    mse: pd.DataFrame,
+    replicas: pd.DataFrame,
+    *,
+    n_boot: int = 1000,
+    interval: float = 0.68,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """The amplification table (`AMPLIFICATION_COLUMNS`) from the long MSE table.
+
+    Each group gets its own bootstrap stream derived from ``seed`` and the group's key, so a
+    row does not change when other generators or binnings are added to the study.
+    """
+    failed = (
+        replicas[replicas["status"] != "done"]
+        .groupby(["target", "dim", "n_train", "generator"]).size().to_dict()
+    )
+    rows = []
+    for key, group in mse.groupby(GROUP, sort=True):
+        target, dim, n_train, generator, _, _, n_cells = key
+        n_failed = int(failed.get((target, dim, n_train, generator), 0))
+        rng = np.random.default_rng([seed, stable_id(repr(tuple(map(str, key))))])
+        if group["n_generated"].isna().all():  # exact generator
+            rows.append(_summary_row(key, np.nan, group["mse"].to_numpy(), n_failed,
+                                     n_boot, interval, rng))
+            continue
+        for n, sub in group.groupby("n_generated", sort=True):
+            rows.append(_summary_row(key, float(n), sub["mse"].to_numpy(), n_failed,
+                                     n_boot, interval, rng))
+        if generator not in NO_ASYMPTOTE:
+            n_max = group["n_generated"].max()
+            last = group[group["n_generated"] == n_max]
+            asym = qt.asymptotic_mse(last["mse"].to_numpy(), n_cells, float(n_max))
+            rows.append(_summary_row(key, np.inf, asym, n_failed, n_boot, interval, rng))
+    table = pd.DataFrame(rows, columns=AMPLIFICATION_COLUMNS)
+    return table
+
+
+def format_counts(values: pd.Series) -> pd.Series:
+    """n_generated as text: integers, 'inf' for the asymptote, '' for exact generators."""
+
+    def fmt(v):
+        if pd.isna(v):
+            return ""
+        if np.isinf(v):
+            return "inf"
+        return str(int(v))
+
+    return values.map(fmt)
+
+
+def read_amplification(path: str | Path) -> pd.DataFrame:
+    """Read tables/amplification.csv back, checking its columns (n_generated: float, inf ok)."""
+    path = Path(path)
+    try:
+        table = pd.read_csv(path, dtype={"binning": str, "generator": str, "target": str},
+                            keep_default_na=True)
+    except FileNotFoundError:
+        raise ResultsError(f"{path}: missing") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise ResultsError(f"{path}: not a readable CSV table ({exc})") from None
+    if list(table.columns[: len(CONTRACT_COLUMNS)]) != CONTRACT_COLUMNS:
+        raise ResultsError(
+            f"{path}: the first columns must be {CONTRACT_COLUMNS}, got {list(table.columns)}"
+        )
+    table["n_generated"] = pd.to_numeric(table["n_generated"], errors="raise")
+    return table

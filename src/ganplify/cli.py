@@ -1,0 +1,274 @@
+"""The `ganplify` command line: what the workflow's rules call, and tools for results folders.
+
+Every subcommand turns bad input (a config, a spec, a corrupt or foreign file) into one line on
+stderr naming the problem and exits with status 2; it never prints a traceback for those.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import yaml
+
+from ganplify import config as cfg
+from ganplify.results import ResultsError
+
+log = logging.getLogger("ganplify")
+
+EXIT_BAD_INPUT = 2
+
+
+class UsageError(ValueError):
+    """Bad command-line input."""
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _load_spec(text: str) -> dict:
+    try:
+        spec = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"--spec is not valid JSON: {exc}") from None
+    if not isinstance(spec, dict):
+        raise UsageError("--spec must be a JSON object")
+    return spec
+
+
+def _study_config(results: Path) -> dict:
+    path = results / "config.yaml"
+    if not path.is_file():
+        raise ResultsError(f"{path}: missing; is {results} a ganplify results folder?")
+    try:
+        return cfg.load(path)
+    except cfg.ConfigError as exc:
+        raise ResultsError(f"{path}: {exc}") from None
+
+
+# --------------------------------------------------------------------------- subcommands
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    from ganplify import study
+
+    config = cfg.load(args.config)
+    chunks = study.plan(config)
+    print(f"{args.config}: valid; study {config['study']!r} -> results/{config['study']}/")
+    for s in study.settings(config):
+        print(f"  d={s.dim} n_train={s.n_train} {s.generator:<8} {s.relpath}")
+    print(f"  {len(chunks)} replica jobs, {config['seeds']['count']} replicas per setting")
+    return 0
+
+
+def cmd_write_config(args: argparse.Namespace) -> int:
+    from ganplify.results import atomic_write_text
+
+    config = cfg.validate(json.loads(args.json))
+    atomic_write_text(args.output, yaml.safe_dump(config, sort_keys=False))
+    return 0
+
+
+def cmd_baseline(args: argparse.Namespace) -> int:
+    from ganplify.jobs import run_baseline
+
+    flag = run_baseline(_load_spec(args.spec), args.results, args.output)
+    failed = [s for s, v in flag["replicas"].items() if v != "done"]
+    print(f"{flag['chunk']}: {len(flag['replicas']) - len(failed)} replicas done, "
+          f"{len(failed)} failed, {flag['wall_time_s']:.1f} s")
+    return 0
+
+
+def cmd_aggregate(args: argparse.Namespace) -> int:
+    from ganplify import amplification as amp
+    from ganplify import study
+    from ganplify.results import write_csv
+
+    results = Path(args.results)
+    config = _study_config(results)
+    chunks = study.plan(config)
+    mse, replicas = amp.collect(results, chunks)
+    agg = config["aggregate"]
+    table = amp.amplification_table(
+        mse, replicas, n_boot=agg["bootstrap"], interval=agg["interval"], seed=agg["seed"]
+    )
+    table["n_generated"] = amp.format_counts(table["n_generated"])
+    (results / "tables").mkdir(exist_ok=True)
+    write_csv(results / "tables" / "mse.csv", mse)
+    write_csv(results / "tables" / "replicas.csv", replicas)
+    write_csv(results / "tables" / "amplification.csv", table)
+    n_failed = int((replicas["status"] != "done").sum())
+    print(f"aggregated {len(replicas)} replicas ({n_failed} failed) into {len(table)} rows")
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from ganplify import figures
+
+    results = Path(args.results)
+    config = _study_config(results)
+    figures.draw(args.figure, results, config, args.output)
+    return 0
+
+
+def cmd_provenance(args: argparse.Namespace) -> int:
+    from ganplify import study
+    from ganplify.provenance import environment, git_state, now
+    from ganplify.results import read_json, write_json
+
+    results = Path(args.results)
+    config = _study_config(results)
+    jobs = []
+    for chunk in study.plan(config):
+        flag = read_json(results / chunk.evaluated_flag)
+        jobs.append({k: flag.get(k) for k in
+                     ("job", "chunk", "host", "device", "finished", "wall_time_s", "git")}
+                    | {"setting": chunk.setting.relpath})
+        trained = results / chunk.trained_flag
+        if trained.is_file():
+            t = read_json(trained)
+            jobs.append({k: t.get(k) for k in
+                         ("job", "chunk", "host", "device", "finished", "wall_time_s", "git")}
+                        | {"setting": chunk.setting.relpath})
+    write_json(args.output, {
+        "study": config["study"],
+        "written": now(),
+        "git": git_state(),
+        "environment": environment(),
+        "seeds": config["seeds"],
+        "total_job_wall_time_s": round(sum(j["wall_time_s"] or 0 for j in jobs), 3),
+        "jobs": jobs,
+    })
+    return 0
+
+
+def cmd_manifest(args: argparse.Namespace) -> int:
+    from ganplify.results import write_manifest
+
+    n = write_manifest(args.results)
+    print(f"{args.results}/MANIFEST.sha256: {n} files")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from ganplify.checks import table_checks
+    from ganplify.results import verify
+
+    problems = verify(args.results, table_checks)
+    if problems:
+        for p in problems:
+            print(f"{args.results}/{p}" if not p.startswith(str(args.results)) else p,
+                  file=sys.stderr)
+        print(f"verify: {len(problems)} problem(s) in {args.results}", file=sys.stderr)
+        return 1
+    from ganplify.results import read_manifest
+
+    print(f"{args.results}: OK, {len(read_manifest(args.results))} files match MANIFEST.sha256")
+    return 0
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from ganplify.amplification import read_amplification
+
+    table = read_amplification(Path(args.results) / "tables" / "amplification.csv")
+    if args.generator:
+        table = table[table["generator"].isin(args.generator)]
+    cols = ["dim", "n_train", "generator", "binning", "n_quantiles", "n_generated",
+            "n_replicas", "n_equiv", "amplification", "amplification_lo", "amplification_hi"]
+    extra = [c for c in ("n_failed",) if c in table.columns]
+    with pd.option_context("display.max_rows", None, "display.width", 200,
+                           "display.float_format", "{:.3g}".format):
+        print(table[cols + extra].to_string(index=False))
+    return 0
+
+
+def cmd_generators(args: argparse.Namespace) -> int:
+    from ganplify import generators
+
+    for name, g in generators.REGISTRY.items():
+        dims = "any d" if g.dims is None else "d in " + ",".join(map(str, sorted(g.dims)))
+        kind = "exact" if g.exact else "sampled"
+        print(f"{name:<14} {kind:<8} {dims:<12} {g.description}")
+    return 0
+
+
+# --------------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ganplify",
+        description="How many truth-sampled events is a generative model worth?",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, func: Callable, help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help)
+        p.set_defaults(func=func)
+        return p
+
+    p = add("check-config", cmd_check_config, "validate a study config and list its settings")
+    p.add_argument("config", type=Path)
+
+    p = add("write-config", cmd_write_config, "write the validated config snapshot (workflow)")
+    p.add_argument("--json", required=True, help="the config as JSON")
+    p.add_argument("--output", required=True, type=Path)
+
+    p = add("baseline", cmd_baseline, "fit and evaluate a chunk of a cheap generator (workflow)")
+    p.add_argument("--spec", required=True, help="job spec as JSON (from the workflow)")
+    p.add_argument("--results", required=True, type=Path, help="results folder of the study")
+    p.add_argument("--output", required=True, type=Path, help="the job's flag file")
+
+    p = add("aggregate", cmd_aggregate, "aggregate replica tables into tables/*.csv")
+    p.add_argument("--results", required=True, type=Path)
+
+    from ganplify.figures import FIGURES
+
+    p = add("plot", cmd_plot, "draw one figure of a study")
+    p.add_argument("figure", choices=sorted(FIGURES))
+    p.add_argument("--results", required=True, type=Path)
+    p.add_argument("--output", required=True, type=Path, help="output path stem (.png/.pdf)")
+
+    p = add("provenance", cmd_provenance, "write provenance.json of a study")
+    p.add_argument("--results", required=True, type=Path)
+    p.add_argument("--output", required=True, type=Path)
+
+    p = add("manifest", cmd_manifest, "write MANIFEST.sha256 of a results folder")
+    p.add_argument("--results", required=True, type=Path)
+
+    p = add("verify", cmd_verify, "check a results folder against its manifest and contract")
+    p.add_argument("results", type=Path)
+
+    p = add("summary", cmd_summary, "print a study's amplification table")
+    p.add_argument("results", type=Path)
+    p.add_argument("--generator", action="append", help="only these generators (repeatable)")
+
+    add("generators", cmd_generators, "list the available generators")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    from ganplify.jobs import JobError
+
+    try:
+        return args.func(args)
+    except (cfg.ConfigError, UsageError, ResultsError, JobError) as exc:
+        print(f"ganplify {args.command}: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,223 @@
+"""Expand a validated config into the study's jobs, their parameters and their paths.
+
+A *setting* is one (target, dim, n_train, generator) with the generator's training options; its
+folder name carries a short hash of exactly those parameters, so that outputs made with other
+training parameters are never taken as up to date, also in a copied results folder where
+Snakemake has no metadata. A *chunk* is up to `replicas_per_job` consecutive replica seeds of a
+setting, trained and evaluated together in one job; its evaluation flag carries a hash of the
+evaluation parameters (binnings, event counts).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+
+from ganplify import config as cfg
+from ganplify import generators
+from ganplify.quantiles import Binning, binnings_for
+from ganplify.targets import GaussianShell, make_target
+
+# Bump when a change of code changes what training or evaluation produce for the same config.
+PARAMS_VERSION = 1
+EVAL_VERSION = 1
+
+# Independent random streams derived from a replica seed.
+STREAM_TRAIN_DATA = 1
+STREAM_EVALUATE = 2
+
+
+def short_hash(obj: object, length: int = 10) -> str:
+    """Stable short hex hash of a JSON-serialisable object."""
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+def stable_id(name: str) -> int:
+    """A stable non-negative integer for a name (for seeding streams by generator)."""
+    return zlib.crc32(name.encode())
+
+
+def training_set(target: GaussianShell, n_train: int, seed: int) -> np.ndarray:
+    """The training set of replica ``seed``: n_train truth points, shared by all generators."""
+    rng = np.random.default_rng([seed, STREAM_TRAIN_DATA, target.dim, n_train])
+    return target.sample(n_train, rng)
+
+
+def evaluation_rng(seed: int, setting: Setting) -> np.random.Generator:
+    """numpy stream for generating a replica's events, independent of its training set."""
+    return np.random.default_rng(
+        [seed, STREAM_EVALUATE, setting.dim, setting.n_train, stable_id(setting.generator)]
+    )
+
+
+def generator_options(config: Mapping, generator: str) -> dict:
+    """Training options of a generator from the config (empty for generators without any)."""
+    return dict(config.get(generator, {}))
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One (target, dim, n_train, generator) with the generator's training options."""
+
+    target: str
+    dim: int
+    n_train: int
+    generator: str
+    options: Mapping = field(default_factory=dict, compare=False, hash=False)
+
+    def params(self) -> dict:
+        """Everything that determines the trained replicas (besides the seed)."""
+        return {
+            "target": self.target,
+            "dim": self.dim,
+            "n_train": self.n_train,
+            "generator": self.generator,
+            "options": dict(self.options),
+            "version": PARAMS_VERSION,
+        }
+
+    @cached_property
+    def phash(self) -> str:
+        return short_hash(self.params())
+
+    @property
+    def relpath(self) -> str:
+        """Folder of the setting inside the results folder."""
+        return (
+            f"replicas/{self.target}-d{self.dim}/n{self.n_train}/{self.generator}-{self.phash}"
+        )
+
+    def replica_dir(self, seed: int) -> str:
+        return f"{self.relpath}/seed{seed}"
+
+    def make_target(self) -> GaussianShell:
+        return make_target(self.target, self.dim)
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Consecutive replica seeds of one setting, run as one job, with what to evaluate."""
+
+    setting: Setting
+    seeds: tuple[int, ...]
+    binnings: tuple[Binning, ...]
+    n_generated: tuple[int, ...]
+    chunk_size: int
+
+    @property
+    def name(self) -> str:
+        return f"seeds{self.seeds[0]}-{self.seeds[-1]}"
+
+    def eval_params(self) -> dict:
+        return {
+            "setting": self.setting.phash,
+            "binnings": [[b.coordinate, b.n_quantiles] for b in self.binnings],
+            "n_generated": list(self.n_generated),
+            "chunk_size": self.chunk_size,
+            "version": EVAL_VERSION,
+        }
+
+    @cached_property
+    def ehash(self) -> str:
+        return short_hash(self.eval_params(), length=8)
+
+    @property
+    def trained_flag(self) -> str:
+        return f"{self.setting.relpath}/{self.name}.trained.json"
+
+    @property
+    def evaluated_flag(self) -> str:
+        return f"{self.setting.relpath}/{self.name}.eval-{self.ehash}.json"
+
+    def spec(self) -> dict:
+        """Everything a job needs, as JSON-serialisable data (passed to the CLI)."""
+        return {
+            **self.setting.params(),
+            "seeds": list(self.seeds),
+            "binnings": [[b.coordinate, b.n_quantiles] for b in self.binnings],
+            "n_generated": list(self.n_generated),
+            "chunk_size": self.chunk_size,
+            "relpath": self.setting.relpath,
+            "name": self.name,
+            "phash": self.setting.phash,
+            "ehash": self.ehash,
+        }
+
+    @classmethod
+    def from_spec(cls, spec: Mapping) -> Chunk:
+        """Rebuild a chunk from `spec()` output, checking its hashes."""
+        setting = Setting(
+            spec["target"], int(spec["dim"]), int(spec["n_train"]), spec["generator"],
+            dict(spec.get("options", {})),
+        )
+        chunk = cls(
+            setting=setting,
+            seeds=tuple(int(s) for s in spec["seeds"]),
+            binnings=tuple(Binning(c, int(q), setting.dim) for c, q in spec["binnings"]),
+            n_generated=tuple(int(n) for n in spec["n_generated"]),
+            chunk_size=int(spec["chunk_size"]),
+        )
+        for key, value in (("phash", setting.phash), ("ehash", chunk.ehash)):
+            if key in spec and spec[key] != value:
+                raise ValueError(
+                    f"job spec {key} {spec[key]} does not match its parameters ({value}); "
+                    "the spec was edited or comes from another ganplify version"
+                )
+        return chunk
+
+
+def settings(config: Mapping) -> list[Setting]:
+    """All settings of a validated config, in a stable order."""
+    out = []
+    for key in config["dims"]:
+        dim = int(key)
+        ax = cfg.axes(config, dim)
+        for n_train in sorted(ax["n_train"]):
+            for gen in ax["generators"]:
+                out.append(
+                    Setting(config["target"], dim, n_train, gen, generator_options(config, gen))
+                )
+    return out
+
+
+def seed_chunks(config: Mapping) -> list[tuple[int, ...]]:
+    """Replica seeds split into consecutive groups of `replicas_per_job`."""
+    first, count = config["seeds"]["first"], config["seeds"]["count"]
+    per_job = config["replicas_per_job"]
+    seeds = list(range(first, first + count))
+    return [tuple(seeds[i : i + per_job]) for i in range(0, count, per_job)]
+
+
+def event_counts(config: Mapping, setting: Setting) -> tuple[int, ...]:
+    """The n_generated grid of a setting: sample sizes for `sample`, none for exact generators."""
+    ax = cfg.axes(config, setting.dim)
+    if setting.generator == "sample":
+        return tuple(sorted(ax["sample_sizes"]))
+    if generators.get(setting.generator).exact:
+        return ()
+    return tuple(sorted(ax["n_generated"]))
+
+
+def plan(config: Mapping) -> list[Chunk]:
+    """Every chunk job of the study."""
+    chunks = []
+    for setting in settings(config):
+        ax = cfg.axes(config, setting.dim)
+        binnings = tuple(binnings_for(setting.dim, ax["quantiles"], ax["joint"]))
+        counts = event_counts(config, setting)
+        for seeds in seed_chunks(config):
+            chunks.append(
+                Chunk(setting, seeds, binnings, counts, config["evaluation"]["chunk_size"])
+            )
+    return chunks
+
+
+def all_binnings(chunks: Sequence[Chunk]) -> list[Binning]:
+    return sorted({b for c in chunks for b in c.binnings})

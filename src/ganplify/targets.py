@@ -1,0 +1,301 @@
+"""Truth targets: the Gaussian shell family in any dimension d >= 1.
+
+The radius is |X| with X ~ N(mu, sigma) (density N(r; mu, sigma) + N(r; -mu, sigma) for r >= 0),
+and the direction is uniform on the unit sphere. d = 1 is the paper's camel back
+P(x) = [N(x; -4, 1) + N(x; 4, 1)] / 2, d = 2 the ring, d = 5 the spherical shell.
+
+Binning coordinates are x for d = 1 and hyperspherical (r, phi1, ..., phi{d-1}) for d >= 2 with
+
+    x_1 = r cos(phi1)
+    x_k = r sin(phi1) ... sin(phi{k-1}) cos(phi{k})      (k < d)
+    x_d = r sin(phi1) ... sin(phi{d-1})
+
+phi1 .. phi{d-2} lie in [0, pi] with densities proportional to sin^(d-1-k)(phi_k); phi{d-1}
+is uniform in [0, 2 pi). Under the truth all binning coordinates are independent, and every CDF
+and inverse CDF here is exact (closed form, or inverted by bisection to machine precision).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+from scipy import special
+
+TWO_PI = 2.0 * np.pi
+
+
+# --------------------------------------------------------------------------- transforms
+
+
+def to_hyperspherical(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Cartesian points to hyperspherical coordinates.
+
+    Parameters
+    ----------
+    x : ndarray, shape (n, d), d >= 2
+        Cartesian points.
+
+    Returns
+    -------
+    r : ndarray, shape (n,)
+        Radii.
+    angles : ndarray, shape (n, d - 1)
+        phi1 .. phi{d-2} in [0, pi] and phi{d-1} in [0, 2 pi).
+    """
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim != 2 or x.shape[1] < 2:
+        raise ValueError(f"expected points of shape (n, d) with d >= 2, got {x.shape}")
+    d = x.shape[1]
+    # tail[:, k] = |(x_k, ..., x_d)|; arctan2 of (tail, x_k) stays accurate near 0 and pi,
+    # where arccos(x_k / tail) would lose half the digits.
+    tail = np.sqrt(np.cumsum(x[:, ::-1] ** 2, axis=1))[:, ::-1]
+    angles = np.empty((x.shape[0], d - 1))
+    for k in range(d - 2):
+        angles[:, k] = np.arctan2(tail[:, k + 1], x[:, k])
+    last = np.arctan2(x[:, d - 1], x[:, d - 2])
+    last = np.where(last < 0.0, last + TWO_PI, last)
+    # x + 2 pi can round up to exactly 2 pi for tiny negative angles; fold it back.
+    angles[:, d - 2] = np.where(last >= TWO_PI, 0.0, last)
+    return tail[:, 0], angles
+
+
+def to_cartesian(r: np.ndarray, angles: np.ndarray) -> np.ndarray:
+    """Hyperspherical coordinates to Cartesian points, the exact inverse of to_hyperspherical.
+
+    Parameters
+    ----------
+    r : ndarray, shape (n,)
+    angles : ndarray, shape (n, d - 1), d >= 2
+
+    Returns
+    -------
+    ndarray, shape (n, d)
+    """
+    r = np.asarray(r, dtype=np.float64)
+    angles = np.atleast_2d(np.asarray(angles, dtype=np.float64))
+    n, m = angles.shape
+    sines = np.cumprod(np.sin(angles), axis=1)
+    x = np.empty((n, m + 1))
+    x[:, 0] = np.cos(angles[:, 0])
+    x[:, 1:m] = sines[:, : m - 1] * np.cos(angles[:, 1:])
+    x[:, m] = sines[:, m - 1]
+    return r[:, None] * x
+
+
+# --------------------------------------------------------------------------- 1D distributions
+
+
+def _bisect(cdf, u: np.ndarray, lo: float, hi: float, iterations: int = 200) -> np.ndarray:
+    """Vectorised bisection for cdf(x) = u on [lo, hi]; converges to the float64 spacing."""
+    u = np.asarray(u, dtype=np.float64)
+    a = np.full(u.shape, lo)
+    b = np.full(u.shape, hi)
+    for _ in range(iterations):
+        mid = 0.5 * (a + b)
+        below = cdf(mid) < u
+        a = np.where(below, mid, a)
+        b = np.where(below, b, mid)
+        if np.all((b - a) <= 4 * np.finfo(float).eps * np.maximum(1.0, np.abs(a))):
+            break
+    return 0.5 * (a + b)
+
+
+def _check_unit_interval(u: np.ndarray) -> np.ndarray:
+    u = np.asarray(u, dtype=np.float64)
+    if np.any((u < 0.0) | (u > 1.0)) or np.any(np.isnan(u)):
+        raise ValueError("probabilities must lie in [0, 1]")
+    return u
+
+
+def angle_cdf(phi: np.ndarray, power: int) -> np.ndarray:
+    """CDF of an angle on [0, pi] with density proportional to sin(phi)**power.
+
+    Uses the regularised incomplete beta function, switching to the complementary form near
+    pi / 2 so that the result stays accurate to rounding everywhere.
+    """
+    phi = np.clip(np.asarray(phi, dtype=np.float64), 0.0, np.pi)
+    a = 0.5 * (power + 1)
+    folded = np.minimum(phi, np.pi - phi)  # distance from the nearer pole, in [0, pi/2]
+    s2 = np.sin(folded) ** 2
+    c2 = np.cos(folded) ** 2
+    half = np.where(
+        s2 <= 0.5, 0.5 * special.betainc(a, 0.5, s2), 0.5 - 0.5 * special.betainc(0.5, a, c2)
+    )
+    return np.where(phi <= 0.5 * np.pi, half, 1.0 - half)
+
+
+def angle_ppf(u: np.ndarray, power: int) -> np.ndarray:
+    """Inverse of angle_cdf, accurate to ~1e-14 (closed form plus a Newton polish)."""
+    u = _check_unit_interval(u)
+    a = 0.5 * (power + 1)
+    v = np.minimum(u, 1.0 - u)  # fold onto [0, 1/2]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        use_sin = 2.0 * v <= 0.5
+        s2 = np.where(use_sin, special.betaincinv(a, 0.5, 2.0 * v), np.nan)
+        c2 = np.where(use_sin, np.nan, special.betaincinv(0.5, a, 1.0 - 2.0 * v))
+        s2 = np.where(use_sin, s2, 1.0 - c2)
+        c2 = np.where(use_sin, 1.0 - s2, c2)
+    phi = np.arctan2(np.sqrt(np.maximum(s2, 0.0)), np.sqrt(np.maximum(c2, 0.0)))
+    norm = special.beta(a, 0.5)
+    for _ in range(2):  # Newton polish where the density is not vanishingly small
+        dens = np.sin(phi) ** power / norm
+        step = np.where(dens > 1e-8, (angle_cdf(phi, power) - v) / np.maximum(dens, 1e-300), 0.0)
+        phi = np.clip(phi - step, 0.0, 0.5 * np.pi)
+    return np.where(u <= 0.5, phi, np.pi - phi)
+
+
+# --------------------------------------------------------------------------- targets
+
+
+@dataclass(frozen=True)
+class GaussianShell:
+    """The Gaussian shell in ``dim`` dimensions (the camel back for dim = 1).
+
+    Parameters
+    ----------
+    dim : int
+        Number of dimensions, >= 1.
+    mu, sigma : float
+        Location and width of the Gaussian whose absolute value is the radius.
+    """
+
+    dim: int
+    mu: float = 4.0
+    sigma: float = 1.0
+    name: ClassVar[str] = "gaussian_shell"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.dim, int | np.integer) or self.dim < 1:
+            raise ValueError(f"dim must be an integer >= 1, got {self.dim!r}")
+        if not self.sigma > 0:
+            raise ValueError(f"sigma must be positive, got {self.sigma!r}")
+
+    # ---- sampling and density
+
+    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """Draw ``n`` points, shape (n, dim), float64."""
+        r = np.abs(rng.normal(self.mu, self.sigma, size=n))
+        g = rng.standard_normal((n, self.dim))
+        norm = np.linalg.norm(g, axis=1, keepdims=True)
+        return r[:, None] * (g / norm)
+
+    def radial_pdf(self, r: np.ndarray) -> np.ndarray:
+        """Density of the radius, N(r; mu, sigma) + N(r; -mu, sigma) for r >= 0."""
+        r = np.asarray(r, dtype=np.float64)
+        s = self.sigma
+        dens = (np.exp(-0.5 * ((r - self.mu) / s) ** 2) + np.exp(-0.5 * ((r + self.mu) / s) ** 2))
+        return np.where(r >= 0, dens / (s * np.sqrt(TWO_PI)), 0.0)
+
+    def radial_cdf(self, r: np.ndarray) -> np.ndarray:
+        """F(r) = Phi((r - mu)/sigma) + Phi((r + mu)/sigma) - 1 for r >= 0."""
+        r = np.maximum(np.asarray(r, dtype=np.float64), 0.0)
+        s = self.sigma
+        return special.ndtr((r - self.mu) / s) - special.ndtr((-r - self.mu) / s)
+
+    def radial_sf(self, r: np.ndarray) -> np.ndarray:
+        """1 - F(r), accurate in the upper tail."""
+        r = np.maximum(np.asarray(r, dtype=np.float64), 0.0)
+        s = self.sigma
+        return special.ndtr((self.mu - r) / s) + special.ndtr((-r - self.mu) / s)
+
+    def pdf(self, x: np.ndarray) -> np.ndarray:
+        """Density in Cartesian coordinates, f_R(|x|) / (S_{d-1} |x|^(d-1))."""
+        x = np.atleast_2d(np.asarray(x, dtype=np.float64))
+        d = self.dim
+        r = np.linalg.norm(x, axis=1)
+        log_area = np.log(2.0) + 0.5 * d * np.log(np.pi) - special.gammaln(0.5 * d)
+        with np.errstate(divide="ignore"):
+            log_p = np.log(self.radial_pdf(r)) - log_area
+            if d > 1:  # (d - 1) * log(0) would be 0 * -inf for d = 1
+                log_p = log_p - (d - 1) * np.log(r)
+        return np.exp(log_p)
+
+    # ---- binning coordinates
+
+    @property
+    def coordinates(self) -> tuple[str, ...]:
+        """Names of the binning coordinates: ('x',) or ('r', 'phi1', ..., 'phi{d-1}')."""
+        if self.dim == 1:
+            return ("x",)
+        return ("r", *(f"phi{k}" for k in range(1, self.dim)))
+
+    def to_coordinates(self, x: np.ndarray) -> np.ndarray:
+        """Cartesian points (n, dim) to binning coordinates (n, dim), in `coordinates` order."""
+        x = np.asarray(x, dtype=np.float64)
+        if x.ndim != 2 or x.shape[1] != self.dim:
+            raise ValueError(f"expected points of shape (n, {self.dim}), got {x.shape}")
+        if self.dim == 1:
+            return x.copy()
+        r, angles = to_hyperspherical(x)
+        return np.column_stack([r, angles])
+
+    def _angle_power(self, name: str) -> int | None:
+        """sin power of an angle's density; None for the uniform last angle."""
+        k = int(name[3:])
+        return None if k == self.dim - 1 else self.dim - 1 - k
+
+    def support(self, name: str) -> tuple[float, float]:
+        """Closed-open range of a binning coordinate."""
+        self._check_coordinate(name)
+        if name == "x":
+            return (-np.inf, np.inf)
+        if name == "r":
+            return (0.0, np.inf)
+        return (0.0, TWO_PI) if self._angle_power(name) is None else (0.0, np.pi)
+
+    def cdf(self, name: str, values: np.ndarray) -> np.ndarray:
+        """Exact marginal CDF of binning coordinate ``name``."""
+        self._check_coordinate(name)
+        v = np.asarray(values, dtype=np.float64)
+        if name == "x":
+            s = self.sigma
+            return 0.5 * (special.ndtr((v - self.mu) / s) + special.ndtr((v + self.mu) / s))
+        if name == "r":
+            return self.radial_cdf(v)
+        power = self._angle_power(name)
+        if power is None:
+            return np.clip(v, 0.0, TWO_PI) / TWO_PI
+        return angle_cdf(v, power)
+
+    def ppf(self, name: str, u: np.ndarray) -> np.ndarray:
+        """Exact inverse of `cdf` (bisection to float64 spacing or closed form)."""
+        self._check_coordinate(name)
+        u = _check_unit_interval(u)
+        lo, hi = self.support(name)
+        span = abs(self.mu) + 40.0 * self.sigma  # beyond it the CDF is 1 to float64 precision
+        if name == "x":
+            out = _bisect(lambda v: self.cdf("x", v), u, -span, span)
+        elif name == "r":
+            # bisection on the survival function above the median keeps upper edges exact
+            upper = u > 0.5
+            out = np.where(
+                upper,
+                _bisect(lambda v: -self.radial_sf(v), -(1.0 - u), 0.0, span),
+                _bisect(self.radial_cdf, u, 0.0, span),
+            )
+        elif self._angle_power(name) is None:
+            out = u * TWO_PI
+        else:
+            out = angle_ppf(u, self._angle_power(name))
+        out = np.where(u <= 0.0, lo, out)
+        return np.where(u >= 1.0, hi, out)
+
+    def _check_coordinate(self, name: str) -> None:
+        if name not in self.coordinates:
+            raise ValueError(
+                f"unknown coordinate {name!r} for dim={self.dim}; allowed: {self.coordinates}"
+            )
+
+
+TARGETS: dict[str, type[GaussianShell]] = {GaussianShell.name: GaussianShell}
+
+
+def make_target(name: str, dim: int) -> GaussianShell:
+    """Build a truth target by name (see `TARGETS`)."""
+    try:
+        cls = TARGETS[name]
+    except KeyError:
+        raise ValueError(f"unknown target {name!r}; allowed: {sorted(TARGETS)}") from None
+    return cls(dim=dim)

@@ -1,0 +1,109 @@
+"""Aggregation into the amplification table: columns, failures, asymptote, intervals."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ganplify import quantiles as qt
+from ganplify.amplification import (
+    AMPLIFICATION_COLUMNS,
+    CONTRACT_COLUMNS,
+    REPLICA_COLUMNS,
+    amplification_table,
+    format_counts,
+)
+from ganplify.evaluation import MSE_COLUMNS
+
+
+def synthetic(generator, seeds, n_grid, mse_of, k=10, n_train=100):
+    rows = []
+    for s in seeds:
+        for n in n_grid:
+            rows.append(("gaussian_shell", 1, n_train, generator, s, "x", k, k, n, mse_of(s, n)))
+    df = pd.DataFrame(rows, columns=MSE_COLUMNS)
+    df["n_generated"] = df["n_generated"].astype("Int64")
+    return df
+
+
+def replicas_table(generator, seeds, failed=()):
+    rows = [("gaussian_shell", 1, 100, generator, "h", s, "done", "", "") for s in seeds]
+    rows += [("gaussian_shell", 1, 100, generator, "h", s, "failed", "diverged", "")
+             for s in failed]
+    return pd.DataFrame(rows, columns=REPLICA_COLUMNS)
+
+
+def test_contract_columns_in_order():
+    assert AMPLIFICATION_COLUMNS[: len(CONTRACT_COLUMNS)] == [
+        "target", "dim", "n_train", "generator", "binning", "n_quantiles", "n_cells",
+        "n_generated", "n_replicas", "mse_mean", "mse_std", "n_equiv", "n_equiv_lo",
+        "n_equiv_hi", "amplification", "amplification_lo", "amplification_hi",
+    ]
+
+
+def test_table_values_failures_and_asymptote():
+    rng = np.random.default_rng(0)
+    k, n_train = 10, 100
+    mse_inf = 5e-5
+    # a generator with MSE_n = MSE_inf (1 - 1/n) + c/n plus noise
+    values = {
+        (s, n): mse_inf * (1 - 1 / n) + qt.expected_sample_mse(k, n) * rng.uniform(0.9, 1.1)
+        for s in range(40) for n in (100, 1000, 100000)
+    }
+    mse = synthetic("gan", range(40), (100, 1000, 100000), lambda s, n: values[(s, n)])
+    table = amplification_table(mse, replicas_table("gan", range(40), failed=[40, 41]),
+                                n_boot=500, seed=1)
+    assert list(table.columns) == AMPLIFICATION_COLUMNS
+    assert len(table) == 4 and np.isinf(table["n_generated"].iloc[-1])
+    row = table[table["n_generated"] == 1000].iloc[0]
+    expect = np.mean([values[(s, 1000)] for s in range(40)])
+    assert row["mse_mean"] == pytest.approx(expect)
+    assert row["n_equiv"] == pytest.approx(qt.n_equiv(expect, k))
+    assert row["amplification"] == pytest.approx(row["n_equiv"] / n_train)
+    assert row["n_equiv_lo"] < row["n_equiv"] < row["n_equiv_hi"]
+    assert row["n_replicas"] == 40 and row["n_failed"] == 2
+    asym = table.iloc[-1]
+    corrected = [qt.asymptotic_mse(values[(s, 100000)], k, 100000) for s in range(40)]
+    assert asym["mse_mean"] == pytest.approx(np.mean(corrected))
+    assert asym["n_equiv"] == pytest.approx(qt.n_equiv(mse_inf, k), rel=0.05)
+    assert list(format_counts(table["n_generated"])) == ["100", "1000", "100000", "inf"]
+
+
+def test_exact_generator_has_one_row_without_n_generated():
+    mse = synthetic("fit", range(5), [None], lambda s, n: 1e-4 * (1 + s))
+    table = amplification_table(mse, replicas_table("fit", range(5)), n_boot=200)
+    assert len(table) == 1 and pd.isna(table["n_generated"].iloc[0])
+    assert list(format_counts(table["n_generated"])) == [""]
+
+
+def test_sample_generator_gets_no_asymptote():
+    mse = synthetic("sample", range(5), [100, 200], lambda s, n: 1e-3 / n * (1 + 0.1 * s))
+    table = amplification_table(mse, replicas_table("sample", range(5)), n_boot=200)
+    assert np.all(np.isfinite(table["n_generated"]))
+
+
+def test_bootstrap_interval_covers_the_truth_at_its_nominal_rate():
+    """Sample baseline, where N_equiv is known exactly (= n): coverage of the 68% interval.
+
+    300 simulated studies of 100 replicas each; the coverage is a binomial proportion with
+    standard error sqrt(0.68 * 0.32 / 300) = 0.027, so it must lie within 3 of them of 0.68.
+    """
+    rng = np.random.default_rng(2024)
+    k, n, studies, reps = 10, 200, 300, 100
+    covered = 0
+    for i in range(studies):
+        counts = rng.multinomial(n, np.full(k, 1 / k), size=reps)
+        m = qt.mse_from_counts(counts)
+        mse = synthetic("sample", range(reps), [n], lambda s, _n, m=m: m[s], k=k)
+        row = amplification_table(mse, replicas_table("sample", range(reps)),
+                                  n_boot=1000, seed=i).iloc[0]
+        covered += row["n_equiv_lo"] <= n <= row["n_equiv_hi"]
+    coverage = covered / studies
+    assert abs(coverage - 0.68) < 3 * np.sqrt(0.68 * 0.32 / studies), coverage
+
+
+def test_bootstrap_is_reproducible_and_independent_of_other_rows():
+    a = synthetic("sample", range(20), [100], lambda s, n: 1e-3 * (1 + 0.05 * s))
+    b = synthetic("sample", range(20), [100], lambda s, n: 2e-3 * (1 + 0.05 * s), k=20)
+    alone = amplification_table(a, replicas_table("sample", range(20)), seed=3)
+    both = amplification_table(pd.concat([a, b]), replicas_table("sample", range(20)), seed=3)
+    pd.testing.assert_frame_equal(alone, both[both["n_cells"] == 10].reset_index(drop=True))

@@ -1,0 +1,136 @@
+"""Config validation: defaults, resolved axes, and one clear message per bad input."""
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ganplify import config as cfg
+from ganplify import study
+
+REPO = Path(__file__).resolve().parents[1]
+BASE = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+
+
+def with_change(change):
+    c = copy.deepcopy(BASE)
+    change(c)
+    return c
+
+
+def test_default_config_is_valid_and_gets_defaults():
+    c = cfg.load(REPO / "config" / "config.yaml")
+    assert c["evaluation"]["chunk_size"] > 0
+    assert set(c["dims"]) == {"1", "2", "5"}
+    ax = cfg.axes(c, 5)
+    assert ax["n_train"] == [500] and ax["joint"] == [3]
+    assert cfg.axes(c, 2)["n_train"] == [100]
+    # the validated config validates again unchanged (it is what the results folder keeps)
+    assert cfg.validate(c) == c
+
+
+def test_minimal_config_takes_builtin_defaults():
+    c = cfg.validate({"study": "s", "target": "gaussian_shell",
+                      "seeds": {"first": 0, "count": 2}, "dims": {1: None}})
+    assert c["defaults"] == cfg.AXIS_DEFAULTS
+    assert c["replicas_per_job"] == 100 and c["device"] == "auto"
+
+
+BAD = [
+    # (description, change, words the message must contain)
+    ("unknown target", lambda c: c.update(target="camel"), ["target", "gaussian_shell"]),
+    ("d < 1", lambda c: c["dims"].update({0: {}}), ["dims", "'0'", "1 .. 99"]),
+    ("d not an integer", lambda c: c["dims"].update({"two": {}}), ["dims", "'two'"]),
+    ("n_train < 2", lambda c: c["dims"][1].update(n_train=[1]), ["dims.1.n_train", ">= 2"]),
+    ("one quantile", lambda c: c["defaults"].update(quantiles=[1]), ["defaults.quantiles", ">= 2"]),
+    ("joint q < 2", lambda c: c["dims"][2].update(joint=[1]), ["dims.2.joint", ">= 2"]),
+    ("too many joint cells", lambda c: c["dims"][5].update(joint=[40]),
+     ["dims.5.joint", "40^5", "q <= 36"]),
+    ("zero generated events", lambda c: c["defaults"].update(n_generated=[0, 100]),
+     ["defaults.n_generated", ">= 2"]),
+    ("negative sample size", lambda c: c["dims"][5].update(sample_sizes=[-5]),
+     ["dims.5.sample_sizes", ">= 2"]),
+    ("negative seed", lambda c: c["seeds"].update(first=-1), ["seeds.first", ">= 0"]),
+    ("zero replicas", lambda c: c["seeds"].update(count=0), ["seeds.count"]),
+    ("missing key", lambda c: c.pop("seeds"), ["missing key", "seeds"]),
+    ("missing nested key", lambda c: c["seeds"].pop("count"), ["missing key", "seeds.count"]),
+    ("misspelled key", lambda c: c.update(studdy=c.pop("study")),
+     ["unknown key", "studdy", "did you mean 'study'"]),
+    ("misspelled axis", lambda c: c["dims"][1].update(quantile=[3]),
+     ["unknown key", "'quantile'", "did you mean 'quantiles'", "in dims.1"]),
+    ("study escapes results/", lambda c: c.update(study="../elsewhere"), ["study", "'..'"]),
+    ("study with a slash", lambda c: c.update(study="a/b"), ["study", "no '/'"]),
+    ("absolute study path", lambda c: c.update(study="/tmp/x"), ["study"]),
+    ("unknown generator", lambda c: c["dims"][1].update(generators=["vae"]),
+     ["dims.1.generators", "'vae'", "sample"]),
+    ("fit in 2D", lambda c: c["dims"][2].update(generators=["sample", "fit"]),
+     ["dims.2.generators", "'fit'", "d=2"]),
+    ("wrong type", lambda c: c["seeds"].update(count="ten"), ["seeds.count", "'ten'"]),
+    ("bad device", lambda c: c.update(device="gpu"), ["device", "cuda"]),
+    ("bad interval", lambda c: c.update(aggregate={"interval": 1.5}), ["aggregate.interval"]),
+    ("dims not a mapping", lambda c: c.update(dims=[1, 2]), ["dims"]),
+    ("no binning", lambda c: c["dims"][1].update(quantiles=[]), ["quantiles", "no binning"]),
+]
+
+
+@pytest.mark.parametrize(("what", "change", "words"), BAD, ids=[b[0] for b in BAD])
+def test_bad_config_gives_one_clear_message(what, change, words):
+    with pytest.raises(cfg.ConfigError) as info:
+        cfg.validate(with_change(change))
+    message = str(info.value)
+    assert "\n" not in message and "Traceback" not in message
+    for word in words:
+        assert word in message, (what, message)
+
+
+def test_not_a_mapping_and_bad_files(tmp_path):
+    with pytest.raises(cfg.ConfigError, match="mapping"):
+        cfg.validate([1, 2])
+    with pytest.raises(cfg.ConfigError, match="does not exist"):
+        cfg.load(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("study: [unclosed\n")
+    with pytest.raises(cfg.ConfigError, match="not valid YAML"):
+        cfg.load(bad)
+
+
+def test_plan_expands_axes_and_chunks():
+    c = cfg.validate(with_change(lambda c: c.update(replicas_per_job=30)))
+    chunks = study.plan(c)
+    settings = study.settings(c)
+    assert [(s.dim, s.generator) for s in settings] == [
+        (1, "sample"), (1, "fit"), (2, "sample"), (5, "sample")]
+    assert len(chunks) == len(settings) * 4  # 100 seeds in jobs of 30
+    assert [ch.seeds for ch in chunks[:4]] == [tuple(range(0, 30)), tuple(range(30, 60)),
+                                              tuple(range(60, 90)), tuple(range(90, 100))]
+    fit = next(ch for ch in chunks if ch.setting.generator == "fit")
+    assert fit.n_generated == ()  # exact generator
+    sample5 = next(ch for ch in chunks if ch.setting.dim == 5)
+    assert sample5.n_generated == (500, 1000, 2000, 5000)
+    names = [b.coordinate for b in sample5.binnings]
+    assert names == ["r", "phi1", "phi2", "phi3", "phi4", "joint"]
+
+
+def test_hashes_follow_parameters_only():
+    c = cfg.validate(BASE)
+    a = {ch.setting.relpath: ch for ch in study.plan(c)}
+    more_seeds = cfg.validate(with_change(lambda c: c["seeds"].update(count=200)))
+    b = {ch.setting.relpath: ch for ch in study.plan(more_seeds)}
+    assert set(a) == set(b)  # seeds do not change training parameters
+    other_n = cfg.validate(with_change(lambda c: c["dims"][1].update(n_train=[200])))
+    assert not any("d1/n100" in p for p in (ch.setting.relpath for ch in study.plan(other_n)))
+    q_changed = cfg.validate(with_change(lambda c: c["dims"][1].update(quantiles=[10, 20])))
+    d1 = [ch for ch in study.plan(q_changed) if ch.setting.dim == 1]
+    for ch in d1:  # same training folder, new evaluation flag
+        old = a[ch.setting.relpath]
+        assert ch.setting.phash == old.setting.phash and ch.ehash != old.ehash
+
+
+def test_chunk_spec_round_trip_and_tamper_check():
+    chunk = study.plan(cfg.validate(BASE))[1]
+    spec = chunk.spec()
+    assert study.Chunk.from_spec(spec) == chunk
+    spec["n_train"] = 50
+    with pytest.raises(ValueError, match="phash"):
+        study.Chunk.from_spec(spec)

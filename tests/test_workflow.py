@@ -1,0 +1,133 @@
+"""The Snakemake workflow: lint, dry runs, a real run of the quick default, the results folder."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from ganplify.amplification import CONTRACT_COLUMNS
+from ganplify.cli import main as ganplify_main
+from tests.helpers import REPO, copy_project, env_with_venv, snakemake_cmd
+
+pytestmark = pytest.mark.workflow
+
+
+def run_snakemake(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run(
+        [*snakemake_cmd(), *args], cwd=cwd, capture_output=True, text=True,
+        env=env_with_venv(), timeout=1800,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake {args} failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def jobs_of(dry_run_output: str) -> dict[str, int]:
+    """Job counts from the 'Job stats' table of a dry run."""
+    counts, inside = {}, False
+    for line in dry_run_output.splitlines():
+        if line.startswith("job "):
+            inside = True
+            continue
+        if inside:
+            parts = line.split()
+            if len(parts) == 2 and parts[1].isdigit():
+                if parts[0] == "total":
+                    break
+                counts[parts[0]] = int(parts[1])
+    return counts
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory) -> Path:
+    """One real run of the quick default config in a temporary project."""
+    project = copy_project(tmp_path_factory.mktemp("quick"))
+    start = time.perf_counter()
+    run_snakemake(project)
+    print(f"quick default study: {time.perf_counter() - start:.1f} s")
+    return project
+
+
+def test_lint_is_clean():
+    proc = run_snakemake(REPO, "--lint", check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Lints for" not in proc.stdout + proc.stderr
+
+
+def test_dry_run_of_default_config(project):
+    proc = run_snakemake(project, "-n")
+    jobs = jobs_of(proc.stdout)
+    # d=1: sample + fit; d=2, d=5: sample; 100 seeds in one job each
+    assert jobs["baseline"] == 4
+    assert jobs["aggregate"] == 1 and jobs["manifest"] == 1
+    assert jobs["fig1_camel_back"] == 1 and jobs["fig2_camel_back_mse"] == 1
+
+
+def test_bad_config_stops_before_any_job(project):
+    proc = run_snakemake(project, "--config", "study=../escape", check=False)
+    assert proc.returncode != 0
+    assert "invalid config: study" in proc.stderr + proc.stdout
+    assert not (project / "results").exists() and not (project.parent / "escape").exists()
+    proc = run_snakemake(project, "--config", "seeds={first: -3, count: 5}", check=False)
+    assert proc.returncode != 0 and "seeds.first" in proc.stderr + proc.stdout
+
+
+def test_quick_run_produces_the_contract(quick_run):
+    res = quick_run / "results" / "quick"
+    for f in ("config.yaml", "provenance.json", "MANIFEST.sha256", "tables/mse.csv",
+              "tables/amplification.csv", "tables/replicas.csv",
+              "figures/fig1_camel_back.png", "figures/fig1_camel_back.pdf",
+              "figures/fig2_camel_back_mse.png", "figures/fig2_camel_back_mse.pdf"):
+        assert (res / f).is_file(), f
+    table = pd.read_csv(res / "tables" / "amplification.csv")
+    assert list(table.columns[: len(CONTRACT_COLUMNS)]) == CONTRACT_COLUMNS
+    fit = table[(table["generator"] == "fit")]
+    assert sorted(fit["n_quantiles"]) == [10, 20, 50] and fit["n_generated"].isna().all()
+    assert (fit["n_replicas"] == 100).all()
+    # per-replica files sit in one folder per (target, d, n_train, generator, seed)
+    seeds = sorted(p for p in res.glob("replicas/gaussian_shell-d1/n100/fit-*/seed*") if p.is_dir())
+    assert len(seeds) == 100
+    assert {p.name for p in seeds[0].iterdir()} == {"status.json", "mse.csv", "fit.json"}
+    assert ganplify_main(["verify", str(res)]) == 0
+
+
+def test_rerun_does_nothing(quick_run):
+    proc = run_snakemake(quick_run, "-n")
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+def test_copied_results_folder_does_not_rerun_replica_jobs(quick_run, tmp_path):
+    other = copy_project(tmp_path / "other")
+    shutil.copytree(quick_run / "results", other / "results")  # fresh file times
+    files = [p for p in (other / "results").rglob("*") if p.is_file()]
+    now = time.time()
+    for i, p in enumerate(reversed(files)):  # scramble the order of modification times
+        os.utime(p, (now + i, now + i))
+    assert not (other / ".snakemake").exists()
+    jobs = jobs_of(run_snakemake(other, "-n").stdout)
+    assert "baseline" not in jobs
+    assert set(jobs) <= {"aggregate", "provenance", "manifest", "fig1_camel_back",
+                         "fig2_camel_back_mse", "all"}
+
+
+def test_verify_catches_altered_missing_and_foreign_files(quick_run, tmp_path, capsys):
+    res = tmp_path / "copy"
+    shutil.copytree(quick_run / "results" / "quick", res)
+    assert ganplify_main(["verify", str(res)]) == 0
+    table = res / "tables" / "amplification.csv"
+    table.write_text(table.read_text().replace(",fit,x,10,", ",fit,x,11,", 1))
+    (res / "figures" / "notes.txt").write_text("mine")
+    victim = next(res.glob("replicas/*/*/fit-*/seed7/fit.json"))
+    victim.unlink()
+    capsys.readouterr()
+    assert ganplify_main(["verify", str(res)]) == 1
+    err = capsys.readouterr().err
+    assert "tables/amplification.csv: altered" in err
+    assert "figures/notes.txt: foreign file" in err
+    assert "seed7/fit.json: missing" in err

@@ -1,0 +1,74 @@
+# From per-replica tables to the study's tables, provenance and manifest.
+
+localrules:
+    config_snapshot,
+    aggregate,
+    provenance,
+    manifest,
+
+
+rule config_snapshot:
+    output:
+        f"{RESULTS}/config.yaml",
+    params:
+        config=json.dumps(STUDY, separators=(",", ":")),
+    log:
+        f"{RESULTS}/logs/config_snapshot.log",
+    conda:
+        "../../envs/ganplify.yaml"
+    shell:
+        "ganplify write-config --json {params.config:q} --output {output} > {log} 2>&1"
+
+
+rule aggregate:
+    input:
+        config=f"{RESULTS}/config.yaml",
+        flags=evaluated_flags(),
+    output:
+        mse=f"{RESULTS}/tables/mse.csv",
+        amplification=report(
+            f"{RESULTS}/tables/amplification.csv",
+            caption="../report/amplification.rst",
+            category="Tables",
+        ),
+        replicas=f"{RESULTS}/tables/replicas.csv",
+    log:
+        f"{RESULTS}/logs/aggregate.log",
+    params:
+        results=results_root,
+    conda:
+        "../../envs/ganplify.yaml"
+    shell:
+        "ganplify aggregate --results {params.results} > {log} 2>&1"
+
+
+rule provenance:
+    input:
+        rules.aggregate.output,
+    output:
+        f"{RESULTS}/provenance.json",
+    log:
+        f"{RESULTS}/logs/provenance.log",
+    params:
+        results=results_root,
+    conda:
+        "../../envs/ganplify.yaml"
+    shell:
+        "ganplify provenance --results {params.results} --output {output} > {log} 2>&1"
+
+
+rule manifest:
+    input:
+        rules.aggregate.output,
+        rules.provenance.output,
+        [f for name in FIGURES for f in figure_files(name)],
+    output:
+        f"{RESULTS}/MANIFEST.sha256",
+    log:
+        f"{RESULTS}/logs/manifest.log",
+    params:
+        results=results_root,
+    conda:
+        "../../envs/ganplify.yaml"
+    shell:
+        "ganplify manifest --results {params.results} > {log} 2>&1"

@@ -1,0 +1,24 @@
+# Cheap generators (the sample baseline, the fit): fit and evaluate a chunk of replicas in one
+# CPU job. The job's only declared output is its evaluation flag; the replica files it writes
+# (status.json, mse.csv, fit.json) sit in each replica's own folder.
+
+
+rule baseline:
+    output:
+        f"{RESULTS}/replicas/{{setting}}/{{chunk}}.eval-{{ehash}}.json",
+    wildcard_constraints:
+        setting=setting_regex(neural=False),
+    params:
+        spec=spec_json,
+        results=results_root,
+    log:
+        f"{RESULTS}/logs/baseline/{{setting}}/{{chunk}}.eval-{{ehash}}.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    conda:
+        "../../envs/ganplify.yaml"
+    shell:
+        "ganplify baseline --spec {params.spec:q} --results {params.results} --output {output} "
+        "> {log} 2>&1"

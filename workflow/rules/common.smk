@@ -1,0 +1,76 @@
+# Validation and job expansion. The logic lives in the ganplify package (ganplify.config,
+# ganplify.study); this file only turns it into paths and lookups for the rules.
+import json
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+
+from ganplify import config as gconfig
+from ganplify import figures as gfigures
+from ganplify import generators as ggenerators
+from ganplify import study as gstudy
+
+try:
+    STUDY = gconfig.validate(config)
+except gconfig.ConfigError as exc:
+    raise WorkflowError(f"invalid config: {exc}") from None
+
+RESULTS = f"results/{STUDY['study']}"
+CHUNKS = gstudy.plan(STUDY)
+FIGURES = gfigures.planned(STUDY)
+# (setting folder, chunk name) -> chunk, for the rules' parameter lookups
+_CHUNK_BY_KEY = {(c.setting.relpath.removeprefix("replicas/"), c.name): c for c in CHUNKS}
+
+
+def _generator_regex(neural):
+    names = [n for n, g in ggenerators.REGISTRY.items() if g.neural == neural]
+    return f"(?:{'|'.join(names or ['(?!)'])})"
+
+
+wildcard_constraints:
+    chunk=r"seeds\d+-\d+",
+    ehash=r"[0-9a-f]{8}",
+
+
+def setting_regex(neural):
+    """Wildcard pattern of a setting folder whose generator is (not) neural."""
+    return rf"[A-Za-z0-9_]+-d\d+/n\d+/{_generator_regex(neural)}-[0-9a-f]{{10}}"
+
+
+def chunk_of(wildcards):
+    try:
+        return _CHUNK_BY_KEY[(wildcards.setting, wildcards.chunk)]
+    except KeyError:
+        raise WorkflowError(
+            f"replicas/{wildcards.setting}/{wildcards.chunk} is not a job of study "
+            f"{STUDY['study']!r}; request the study's targets (rule all) instead"
+        ) from None
+
+
+def results_root(wildcards, output):
+    """The study's results folder, from a rule's first output path."""
+    path = Path(output[0])
+    for parent in path.parents:
+        if parent.parent == Path("results"):
+            return str(parent)
+    raise WorkflowError(f"{path} is not inside results/<study>/")
+
+
+def spec_json(wildcards):
+    return json.dumps(chunk_of(wildcards).spec(), separators=(",", ":"))
+
+
+def evaluated_flags():
+    return [f"{RESULTS}/{c.evaluated_flag}" for c in CHUNKS]
+
+
+def figure_files(name):
+    return [f"{RESULTS}/figures/{name}.png", f"{RESULTS}/figures/{name}.pdf"]
+
+
+def final_outputs():
+    out = [f"{RESULTS}/config.yaml", f"{RESULTS}/provenance.json", f"{RESULTS}/MANIFEST.sha256"]
+    out += [f"{RESULTS}/tables/{t}.csv" for t in ("mse", "amplification", "replicas")]
+    for name in FIGURES:
+        out += figure_files(name)
+    return out
