@@ -134,3 +134,20 @@ def test_chunk_spec_round_trip_and_tamper_check():
     spec["n_train"] = 50
     with pytest.raises(ValueError, match="phash"):
         study.Chunk.from_spec(spec)
+
+
+def test_seeds_per_dimension_and_replica_caps():
+    c = cfg.validate(with_change(lambda c: (
+        c.update(fit={"replicas": 10}),
+        c["dims"][5].update(seeds={"first": 50, "count": 20}),
+    )))
+    seeds = {(ch.setting.dim, ch.setting.generator): ch.seeds for ch in study.plan(c)}
+    assert seeds[(1, "sample")] == tuple(range(100))
+    assert seeds[(1, "fit")] == tuple(range(10))  # the first 10 of the dimension's seeds
+    assert seeds[(5, "sample")] == tuple(range(50, 70))
+    # the cap is operational: same training folder as without it
+    base = {ch.setting.generator: ch.setting.phash for ch in study.plan(cfg.validate(BASE))}
+    fit = next(ch for ch in study.plan(c) if ch.setting.generator == "fit")
+    assert fit.setting.phash == base["fit"]
+    with pytest.raises(cfg.ConfigError, match="did you mean 'replicas'"):
+        cfg.validate(with_change(lambda c: c.update(fit={"replica": 3})))

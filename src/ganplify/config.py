@@ -167,9 +167,21 @@ def validate(raw: Any) -> dict:
     return config
 
 
-def axes(config: Mapping, dim: int) -> dict[str, list]:
-    """The axes of one dimension: built-in defaults < `defaults` < `dims[dim]`."""
-    return {**AXIS_DEFAULTS, **config["defaults"], **config["dims"][str(dim)]}
+def axes(config: Mapping, dim: int) -> dict[str, Any]:
+    """The axes of one dimension: built-in defaults < top-level seeds < `defaults` < `dims[dim]`."""
+    return {
+        **AXIS_DEFAULTS, "seeds": config["seeds"], **config["defaults"], **config["dims"][str(dim)]
+    }
+
+
+def replica_seeds(config: Mapping, dim: int, generator: str) -> list[int]:
+    """Seeds of a generator in one dimension: the dimension's seeds, capped by `replicas`."""
+    seeds = axes(config, dim)["seeds"]
+    count = seeds["count"]
+    cap = config.get(generator, {}).get("replicas")
+    if cap is not None:
+        count = min(count, cap)
+    return list(range(seeds["first"], seeds["first"] + count))
 
 
 def _check_semantics(config: Mapping) -> None:

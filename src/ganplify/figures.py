@@ -60,7 +60,7 @@ def draw(name: str, results: Path, config: Mapping, stem: Path) -> list[Path]:
     table = read_amplification(results / "tables" / "amplification.csv")
     if name == "fig1_camel_back":
         n_train = _first_n_train(config, 1)
-        seed = config["seeds"]["first"]
+        seed = cfg.replica_seeds(config, 1, "sample")[0]
         target_name = config["target"]
         fit_values = None
         for s in study.settings(config):

@@ -49,6 +49,7 @@ class Sample:
     neural: ClassVar[bool] = False
     dims: ClassVar[frozenset[int] | None] = None
     description: ClassVar[str] = "truth-sampled events (the sample baseline)"
+    operational: ClassVar[frozenset[str]] = frozenset({"replicas"})
 
     def fit(
         self, target: GaussianShell, train_sets: np.ndarray, seeds: Sequence[int], options: dict
@@ -69,6 +70,7 @@ class Fit:
     neural: ClassVar[bool] = False
     dims: ClassVar[frozenset[int] | None] = frozenset({1})
     description: ClassVar[str] = "5-parameter maximum-likelihood fit (iminuit)"
+    operational: ClassVar[frozenset[str]] = frozenset({"replicas"})
 
     def fit(
         self, target: GaussianShell, train_sets: np.ndarray, seeds: Sequence[int], options: dict

@@ -58,8 +58,13 @@ def evaluation_rng(seed: int, setting: Setting) -> np.random.Generator:
 
 
 def generator_options(config: Mapping, generator: str) -> dict:
-    """Training options of a generator from the config (empty for generators without any)."""
-    return dict(config.get(generator, {}))
+    """Training options of a generator from the config, without operational keys.
+
+    Operational keys (how many replicas, how often to checkpoint) do not change what a replica
+    learns, so they stay out of the parameter hash.
+    """
+    skip = generators.get(generator).operational
+    return {k: v for k, v in config.get(generator, {}).items() if k not in skip}
 
 
 @dataclass(frozen=True)
@@ -187,12 +192,11 @@ def settings(config: Mapping) -> list[Setting]:
     return out
 
 
-def seed_chunks(config: Mapping) -> list[tuple[int, ...]]:
-    """Replica seeds split into consecutive groups of `replicas_per_job`."""
-    first, count = config["seeds"]["first"], config["seeds"]["count"]
+def seed_chunks(config: Mapping, setting: Setting) -> list[tuple[int, ...]]:
+    """A setting's replica seeds split into consecutive groups of `replicas_per_job`."""
+    seeds = cfg.replica_seeds(config, setting.dim, setting.generator)
     per_job = config["replicas_per_job"]
-    seeds = list(range(first, first + count))
-    return [tuple(seeds[i : i + per_job]) for i in range(0, count, per_job)]
+    return [tuple(seeds[i : i + per_job]) for i in range(0, len(seeds), per_job)]
 
 
 def event_counts(config: Mapping, setting: Setting) -> tuple[int, ...]:
@@ -212,7 +216,7 @@ def plan(config: Mapping) -> list[Chunk]:
         ax = cfg.axes(config, setting.dim)
         binnings = tuple(binnings_for(setting.dim, ax["quantiles"], ax["joint"]))
         counts = event_counts(config, setting)
-        for seeds in seed_chunks(config):
+        for seeds in seed_chunks(config, setting):
             chunks.append(
                 Chunk(setting, seeds, binnings, counts, config["evaluation"]["chunk_size"])
             )
