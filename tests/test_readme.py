@@ -20,3 +20,11 @@ def test_readme_commands_name_real_subcommands():
     blocks = "\n".join(re.findall(r"```sh\n(.*?)```", README, flags=re.S))
     used = set(re.findall(r"^ganplify ([a-z-]+)", blocks, flags=re.M))
     assert used and used <= known, used - known
+
+
+def test_every_figure_has_a_caption():
+    from ganplify.figures import FIGURES
+
+    for name in FIGURES:
+        caption = REPO / "workflow" / "report" / f"{name}.rst"
+        assert caption.is_file() and caption.read_text().strip(), name

@@ -1,7 +1,8 @@
 """Which figures a study makes, and how each is drawn from the study's files.
 
 Kept apart from `plots` so that the workflow can list the figures without importing
-matplotlib. Each figure is one rule of the workflow and one entry here.
+matplotlib. Each figure is one rule of the workflow (workflow/rules/plots.smk), one caption in
+workflow/report/<name>.rst, and one entry here.
 """
 
 from __future__ import annotations
@@ -11,33 +12,215 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ganplify import config as cfg
+from ganplify import generators
 from ganplify.results import ResultsError, read_json
 
 
-@dataclass(frozen=True)
-class Figure:
-    """A figure: when it applies to a config, and its caption for the report."""
-
-    applies: Callable[[Mapping], bool]
-    caption: str
+def _dims_with(config: Mapping, predicate: Callable[[dict], bool]) -> list[int]:
+    return [int(d) for d in config["dims"] if predicate(cfg.axes(config, int(d)))]
 
 
 def _has_dim(dim: int) -> Callable[[Mapping], bool]:
     return lambda config: str(dim) in config["dims"]
 
 
+def _has_generator(predicate: Callable[[str], bool]) -> Callable[[Mapping], bool]:
+    return lambda config: bool(
+        _dims_with(config, lambda ax: any(predicate(g) for g in ax["generators"]))
+    )
+
+
+def _is_model(name: str) -> bool:
+    """Every generator but the truth itself."""
+    return name != "sample"
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A figure: when it applies to a config, and how to draw it (its caption, saying what it
+    shows, is workflow/report/<name>.rst)."""
+
+    applies: Callable[[Mapping], bool]
+    draw: Callable[[Path, Mapping, object, Path], list[Path]]
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _first(config: Mapping, dim: int, axis: str) -> int:
+    return min(cfg.axes(config, dim)[axis])
+
+
+def _first_seed(config: Mapping, dim: int) -> int:
+    return cfg.replica_seeds(config, dim, "sample")[0]
+
+
+def _setting(config: Mapping, dim: int, n_train: int, generator: str):
+    from ganplify import study
+
+    for s in study.settings(config):
+        if (s.dim, s.n_train, s.generator) == (dim, n_train, generator):
+            return s
+    return None
+
+
+def _done(results: Path, setting, seed: int) -> bool:
+    path = results / setting.replica_dir(seed) / "status.json"
+    return path.is_file() and read_json(path).get("status") == "done"
+
+
+def _model_sample(results: Path, config: Mapping, dim: int, n_train: int, seed: int, n: int):
+    """(name, events) of the first sampling model of a setting with a finished replica."""
+    from ganplify import study
+
+    order = ["gan", *sorted(generators.REGISTRY)]
+    for name in order:
+        gen = generators.REGISTRY.get(name)
+        if gen is None or gen.exact or not _is_model(name):
+            continue
+        setting = _setting(config, dim, n_train, name)
+        if setting is None or not _done(results, setting, seed):
+            continue
+        target = setting.make_target()
+        draw = gen.load_sampler(target, results / setting.replica_dir(seed), dict(setting.options))
+        return name, draw(n, study.evaluation_rng(seed, setting))
+    return None
+
+
+# --------------------------------------------------------------------------- drawings
+
+
+def _fig1(results: Path, config: Mapping, table, stem: Path) -> list[Path]:
+    from ganplify import plots, study
+    from ganplify.targets import make_target
+
+    n_train = _first(config, 1, "n_train")
+    seed = _first_seed(config, 1)
+    fit_values = None
+    fit = _setting(config, 1, n_train, "fit")
+    if fit is not None and _done(results, fit, seed):
+        fit_values = read_json(results / fit.replica_dir(seed) / "fit.json")["values"]
+    model = _model_sample(results, config, 1, n_train, seed, 100_000)
+    train = study.training_set(make_target(config["target"], 1), n_train, seed)
+    return plots.truth_figure(
+        stem, train=train, fit_values=fit_values,
+        generated=None if model is None else model[1],
+        generated_label=None if model is None else plots.LABELS.get(model[0], model[0]),
+        n_quantiles=10, title=f"camel back, replica seed {seed}",
+    )
+
+
+def _mse(dim: int, title: str, panels: Callable[[Mapping], list[tuple[str, int]]]):
+    def draw(results: Path, config: Mapping, table, stem: Path) -> list[Path]:
+        from ganplify import plots
+
+        n_train = _first(config, dim, "n_train")
+        return plots.mse_figure(table, stem, dim=dim, n_train=n_train, panels=panels(config),
+                                title=f"{title}, $n_{{train}}$ = {n_train}")
+
+    return draw
+
+
+def _projected_and_joint(dim: int, joint: Callable[[list[int]], list[int]]):
+    def panels(config: Mapping) -> list[tuple[str, int]]:
+        ax = cfg.axes(config, dim)
+        names = ["r", *(f"phi{k}" for k in range(1, dim))]
+        out = [(n, min(ax["quantiles"])) for n in names] if ax["quantiles"] else []
+        return out + [("joint", q) for q in joint(sorted(ax["joint"]))]
+
+    return panels
+
+
+def _fig5(results: Path, config: Mapping, table, stem: Path) -> list[Path]:
+    from ganplify import plots, study
+    from ganplify.quantiles import Binning, CellCounter, edges
+    from ganplify.targets import make_target
+
+    target = make_target(config["target"], 2)
+    q = 7 if 7 in cfg.axes(config, 2)["joint"] else _first(config, 2, "joint")
+    n_train = _first(config, 2, "n_train")
+    seed = _first_seed(config, 2)
+    counter = CellCounter(target, [Binning("joint", q, 2)])
+    train = study.training_set(target, n_train, seed)
+    maps = [(f"training sample ({n_train} events)", counter.counts(train)[0] / n_train)]
+    model = _model_sample(results, config, 2, n_train, seed, 100_000)
+    if model is not None:
+        name, x = model
+        maps.append((f"{plots.LABELS.get(name, name)} ({len(x):,} events)",
+                     counter.counts(x)[0] / len(x)))
+    return plots.polar_cells_figure(stem, fractions=maps, r_edges=edges(target, "r", q),
+                                    phi_edges=edges(target, "phi1", q))
+
+
+def _fig7(results: Path, config: Mapping, table, stem: Path) -> list[Path]:
+    import matplotlib.pyplot as plt
+
+    from ganplify import plots
+
+    n_train = _first(config, 5, "n_train")
+    fine = [q for q in sorted(cfg.axes(config, 5)["joint"]) if q >= 4]
+    fig, axes = plt.subplots(1, len(fine) + 1, figsize=(4.6 * (len(fine) + 1), 3.8),
+                             squeeze=False)
+    for ax, q in zip(axes.flat, fine, strict=False):
+        plots.mse_panel(ax, table, dim=5, n_train=n_train, binning="joint", n_quantiles=q)
+    plots.amplification_vs_quantiles_panel(axes.flat[-1], table, dim=5, n_train=n_train)
+    fig.suptitle(f"spherical shell (d=5), $n_{{train}}$ = {n_train}")
+    fig.tight_layout()
+    return plots.save(fig, stem)
+
+
+def _vs_events(results: Path, config: Mapping, table, stem: Path) -> list[Path]:
+    from ganplify import plots
+
+    settings = sorted({(d, n) for d, n, g in table[["dim", "n_train", "generator"]]
+                       .itertuples(index=False) if _is_model(g)})
+    return plots.amplification_vs_events_figure(table, stem, settings=settings)
+
+
+def _vs_n_train(results: Path, config: Mapping, table, stem: Path) -> list[Path]:
+    from ganplify import plots
+
+    return plots.amplification_vs_n_train_figure(table, stem)
+
+
+def _losses(results: Path, config: Mapping, table, stem: Path) -> list[Path]:
+    import pandas as pd
+
+    from ganplify import plots, study
+
+    histories = []
+    for s in study.settings(config):
+        if s.generator != "gan":
+            continue
+        frames = []
+        for seed in cfg.replica_seeds(config, s.dim, s.generator):
+            path = results / s.replica_dir(seed) / "losses.csv"
+            if path.is_file():
+                frames.append(pd.read_csv(path).assign(seed=seed))
+        if frames:
+            histories.append((f"GAN, d={s.dim}, n_train={s.n_train}", pd.concat(frames)))
+    if not histories:
+        raise ResultsError("no GAN loss history (losses.csv) in this study")
+    return plots.loss_figure(stem, histories)
+
+
 FIGURES: dict[str, Figure] = {
-    "fig1_camel_back": Figure(
-        _has_dim(1),
-        "Paper Fig. 1: the camel back (d=1) truth, the training sample of the first replica "
-        "seed, its 5-parameter fit and the 10 quantile edges.",
-    ),
+    "fig1_camel_back": Figure(_has_dim(1), _fig1),
     "fig2_camel_back_mse": Figure(
         _has_dim(1),
-        "Paper Fig. 2: quantile MSE vs number of events for the camel back (d=1), one panel "
-        "per quantile count. Bands are the mean +- standard deviation over replicas; the "
-        "dashed line is the expectation for truth-sampled events.",
+        _mse(1, "camel back", lambda c: [("x", q) for q in sorted(cfg.axes(c, 1)["quantiles"])]),
     ),
+    "fig4_ring_mse": Figure(_has_dim(2), _mse(2, "ring", _projected_and_joint(2, sorted))),
+    "fig5_ring_cells": Figure(lambda c: _has_dim(2)(c) and bool(cfg.axes(c, 2)["joint"]), _fig5),
+    "fig6_shell_mse": Figure(
+        _has_dim(5), _mse(5, "spherical shell", _projected_and_joint(5, lambda qs: qs[:1]))
+    ),
+    "fig7_shell_cells": Figure(
+        lambda c: _has_dim(5)(c) and any(q >= 4 for q in cfg.axes(c, 5)["joint"]), _fig7
+    ),
+    "amplification_vs_n_generated": Figure(_has_generator(_is_model), _vs_events),
+    "amplification_vs_n_train": Figure(_has_generator(_is_model), _vs_n_train),
+    "gan_losses": Figure(_has_generator(lambda g: g == "gan"), _losses),
 }
 
 
@@ -46,40 +229,14 @@ def planned(config: Mapping) -> list[str]:
     return [name for name, fig in FIGURES.items() if fig.applies(config)]
 
 
-def _first_n_train(config: Mapping, dim: int) -> int:
-    return min(cfg.axes(config, dim)["n_train"])
-
-
 def draw(name: str, results: Path, config: Mapping, stem: Path) -> list[Path]:
     """Draw figure ``name`` of the study in ``results`` to <stem>.png/.pdf."""
-    from ganplify import plots, study
     from ganplify.amplification import read_amplification
 
+    if name not in FIGURES:
+        raise ResultsError(f"unknown figure {name!r}; allowed: {', '.join(FIGURES)}")
     if name not in planned(config):
         raise ResultsError(f"figure {name!r} does not apply to study {config['study']!r}")
     table = read_amplification(results / "tables" / "amplification.csv")
-    if name == "fig1_camel_back":
-        n_train = _first_n_train(config, 1)
-        seed = cfg.replica_seeds(config, 1, "sample")[0]
-        target_name = config["target"]
-        fit_values = None
-        for s in study.settings(config):
-            if s.dim == 1 and s.n_train == n_train and s.generator == "fit":
-                status = read_json(results / s.replica_dir(seed) / "status.json")
-                if status["status"] == "done":
-                    fit_values = read_json(results / s.replica_dir(seed) / "fit.json")["values"]
-        from ganplify.targets import make_target
+    return FIGURES[name].draw(results, config, table, stem)
 
-        train = study.training_set(make_target(target_name, 1), n_train, seed)
-        return plots.truth_figure(
-            stem, train=train, fit_values=fit_values, n_quantiles=10,
-            title=f"camel back, replica seed {seed}",
-        )
-    if name == "fig2_camel_back_mse":
-        n_train = _first_n_train(config, 1)
-        qs = sorted(cfg.axes(config, 1)["quantiles"])
-        return plots.mse_figure(
-            table, stem, dim=1, n_train=n_train, panels=[("x", q) for q in qs],
-            title=f"camel back, $n_{{train}}$ = {n_train}",
-        )
-    raise ResultsError(f"no drawing for figure {name!r}")  # pragma: no cover

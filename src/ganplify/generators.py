@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -59,6 +60,12 @@ class Sample:
     def sampler(
         self, target: GaussianShell, replica: ReplicaFit
     ) -> Callable[[int, np.random.Generator], np.ndarray]:
+        return target.sample
+
+    def load_sampler(
+        self, target: GaussianShell, replica_dir: Path, options: dict
+    ) -> Callable[[int, np.random.Generator], np.ndarray]:
+        """Sampler of a finished replica from its folder (for figures)."""
         return target.sample
 
 

@@ -6,6 +6,7 @@ follow the paper: sample blue, fit green, GAN orange.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -86,6 +87,7 @@ def mse_panel(
                              f"worth {row['n_equiv']:.0f} events")
     ax.set_xscale("log")
     ax.set_yscale("log")
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel("number of events")
     ax.set_ylabel("quantile MSE")
     ax.set_title(_panel_title(binning, n_quantiles, dim))
@@ -122,6 +124,7 @@ def truth_figure(
     train: np.ndarray,
     fit_values: dict | None,
     generated: np.ndarray | None = None,
+    generated_label: str | None = None,
     n_quantiles: int = 10,
     title: str = "",
 ) -> list[Path]:
@@ -135,7 +138,8 @@ def truth_figure(
             color=COLORS["sample"], label=f"training sample ({train.size} points)")
     if generated is not None:
         ax.hist(generated.ravel(), bins=bins, density=True, histtype="step", lw=1.5,
-                color=COLORS["gan"], label=f"GAN ({generated.size:,} events)")
+                color=COLORS["gan"], label=f"{generated_label or 'generated'} "
+                                            f"({generated.size:,} events)")
     if fit_values is not None:
         ax.plot(x, np.exp(mixture_logpdf(x, **fit_values)), color=COLORS["fit"], lw=1.5,
                 label="5-parameter fit")
@@ -146,5 +150,203 @@ def truth_figure(
     ax.set_ylabel("density")
     ax.set_title(title)
     ax.legend(fontsize=8, loc="upper center")
+    fig.tight_layout()
+    return save(fig, stem)
+
+
+def _label(generator: str) -> str:
+    return LABELS.get(generator, generator)
+
+
+def _color(generator: str, i: int) -> str:
+    return COLORS.get(generator, f"C{(i + 3) % 10}")
+
+
+def _asymptotic_or_exact(rows: pd.DataFrame) -> pd.DataFrame:
+    """Rows giving a generator's own precision: its asymptote (inf) or exact value (empty)."""
+    n = rows["n_generated"]
+    return rows[n.isna() | np.isinf(n)]
+
+
+def amplification_vs_events_figure(
+    table: pd.DataFrame, stem: str | Path, *, settings: Sequence[tuple[int, int]]
+) -> list[Path]:
+    """Amplification against the number of generated events, one row per (dim, n_train).
+
+    Each panel is one binning; every non-sample generator is a line with its bootstrap band,
+    its asymptote (or exact value) a horizontal line with its band.
+    """
+    binnings = {
+        key: sorted(
+            {(b, q) for b, q in table[(table["dim"] == key[0]) & (table["n_train"] == key[1])]
+             [["binning", "n_quantiles"]].itertuples(index=False)},
+            key=lambda bq: (bq[0] == "joint", bq[0], bq[1]),
+        )
+        for key in settings
+    }
+    cols = max((len(v) for v in binnings.values()), default=1)
+    models = table[(table["generator"] != "sample") & np.isfinite(table["n_generated"])]
+    n_gen = models["n_generated"]
+    x_range = (n_gen.min() / 2, n_gen.max() * 2) if len(n_gen) else (1e2, 1e6)
+    fig, axes = plt.subplots(len(settings), cols, figsize=(3.6 * cols, 3.2 * len(settings)),
+                             squeeze=False)
+    for row, key in enumerate(settings):
+        dim, n_train = key
+        for col in range(cols):
+            ax = axes[row, col]
+            if col >= len(binnings[key]):
+                ax.set_visible(False)
+                continue
+            binning, q = binnings[key][col]
+            sel = table[(table["dim"] == dim) & (table["n_train"] == n_train)
+                        & (table["binning"] == binning) & (table["n_quantiles"] == q)
+                        & (table["generator"] != "sample")]
+            for i, (gen, rows) in enumerate(sel.groupby("generator", sort=True)):
+                color = _color(gen, i)
+                curve = rows[np.isfinite(rows["n_generated"])].sort_values("n_generated")
+                if len(curve):
+                    n = curve["n_generated"].to_numpy(float)
+                    ax.plot(n, curve["amplification"], color=color, marker="o", ms=3,
+                            label=_label(gen))
+                    ax.fill_between(n, curve["amplification_lo"], curve["amplification_hi"],
+                                    color=color, alpha=0.2, lw=0)
+                for _, r in _asymptotic_or_exact(rows).iterrows():
+                    exact = pd.isna(r["n_generated"])
+                    ax.axhline(r["amplification"], color=color, ls="-" if exact else ":",
+                               lw=1, label=f"{_label(gen)} {'exact' if exact else 'asymptote'}")
+                    ax.axhspan(r["amplification_lo"], r["amplification_hi"], color=color,
+                               alpha=0.1, lw=0)
+            ax.axhline(1.0, color="0.4", ls="--", lw=0.8)
+            ax.set_xscale("log")
+            ax.set_xlim(*x_range)
+            ax.set_title(f"d={dim}, " + _panel_title(binning, q, dim), fontsize=9)
+            ax.set_xlabel("generated events")
+            ax.set_ylabel(f"amplification (n_train={n_train})")
+            ax.grid(True, alpha=0.3)
+            if ax.has_data():
+                ax.legend(fontsize=6)
+    fig.tight_layout()
+    return save(fig, stem)
+
+
+def amplification_vs_n_train_figure(table: pd.DataFrame, stem: str | Path) -> list[Path]:
+    """Amplification (asymptotic, or exact for the fit) against the training size.
+
+    One panel per (dim, binning); a line per generator with its bootstrap interval.
+    """
+    own = _asymptotic_or_exact(table[table["generator"] != "sample"])
+    panels = sorted({(d, b, q) for d, b, q in own[["dim", "binning", "n_quantiles"]]
+                     .itertuples(index=False)}, key=lambda p: (p[0], p[1] == "joint", p[1], p[2]))
+    cols = min(max(len(panels), 1), 4)
+    rows_n = int(np.ceil(max(len(panels), 1) / cols))
+    fig, axes = plt.subplots(rows_n, cols, figsize=(3.8 * cols, 3.2 * rows_n), squeeze=False)
+    for ax, (dim, binning, q) in zip(axes.flat, panels, strict=False):
+        sel = own[(own["dim"] == dim) & (own["binning"] == binning) & (own["n_quantiles"] == q)]
+        for i, (gen, rows) in enumerate(sel.groupby("generator", sort=True)):
+            rows = rows.sort_values("n_train")
+            ax.errorbar(rows["n_train"], rows["amplification"],
+                        yerr=[rows["amplification"] - rows["amplification_lo"],
+                              rows["amplification_hi"] - rows["amplification"]],
+                        color=_color(gen, i), marker="o", ms=4, capsize=2, label=_label(gen))
+        ax.axhline(1.0, color="0.4", ls="--", lw=0.8)
+        ax.set_xscale("log")
+        ax.set_xlabel("training events $n_{train}$")
+        ax.set_ylabel("amplification")
+        ax.set_title(f"d={dim}, " + _panel_title(binning, q, dim), fontsize=9)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.set_visible(False)
+    if not panels:
+        axes[0, 0].set_visible(True)
+        axes[0, 0].text(0.5, 0.5, "no generator besides the sample baseline",
+                        ha="center", va="center", transform=axes[0, 0].transAxes)
+    fig.tight_layout()
+    return save(fig, stem)
+
+
+def amplification_vs_quantiles_panel(
+    ax: plt.Axes, table: pd.DataFrame, *, dim: int, n_train: int
+) -> None:
+    """Amplification of joint cells against the quantiles per dimension (paper Fig. 7 right)."""
+    own = _asymptotic_or_exact(table[(table["generator"] != "sample") & (table["dim"] == dim)
+                                     & (table["n_train"] == n_train)
+                                     & (table["binning"] == "joint")])
+    for i, (gen, rows) in enumerate(own.groupby("generator", sort=True)):
+        rows = rows.sort_values("n_quantiles")
+        ax.errorbar(rows["n_quantiles"], rows["amplification"],
+                    yerr=[rows["amplification"] - rows["amplification_lo"],
+                          rows["amplification_hi"] - rows["amplification"]],
+                    color=_color(gen, i), marker="o", ms=4, capsize=2, label=_label(gen))
+    ax.axhline(1.0, color="0.4", ls="--", lw=0.8)
+    ax.set_xlabel(f"quantiles per dimension (d={dim})")
+    ax.set_ylabel("asymptotic amplification")
+    ax.set_title(f"joint cells, $n_{{train}}$ = {n_train}")
+    ax.grid(True, alpha=0.3)
+    if ax.has_data():
+        ax.legend(fontsize=7)
+    else:
+        ax.text(0.5, 0.5, "no sampling generator in this study", ha="center", va="center",
+                transform=ax.transAxes, fontsize=8)
+
+
+def polar_cells_figure(
+    stem: str | Path,
+    *,
+    fractions: Sequence[tuple[str, np.ndarray]],
+    r_edges: np.ndarray,
+    phi_edges: np.ndarray,
+    r_max: float = 7.0,
+) -> list[Path]:
+    """Relative deviation (x_j - 1/K) K of q x q polar cells (paper Fig. 5), one map per entry.
+
+    ``fractions`` holds (title, cell fractions in row-major (r, phi) order) pairs.
+    """
+    q_r, q_phi = len(r_edges) - 1, len(phi_edges) - 1
+    k = q_r * q_phi
+    devs = [(title, (np.asarray(f).reshape(q_r, q_phi) - 1 / k) * k) for title, f in fractions]
+    vmax = max(float(np.max(np.abs(d))) for _, d in devs) or 1.0
+    r_plot = np.minimum(np.asarray(r_edges, float), r_max)
+    fig, axes = plt.subplots(1, len(devs), figsize=(4.4 * len(devs), 4.2),
+                             subplot_kw={"projection": "polar"}, squeeze=False)
+    mesh = None
+    # subdivide each angular cell so that its edges are drawn as arcs, not chords
+    sub = 24
+    fine_phi = np.concatenate(
+        [np.linspace(a, b, sub, endpoint=False) for a, b in itertools.pairwise(phi_edges)]
+        + [phi_edges[-1:]]
+    )
+    for ax, (title, dev) in zip(axes.flat, devs, strict=True):
+        theta, radius = np.meshgrid(fine_phi, r_plot)
+        mesh = ax.pcolormesh(theta, radius, np.repeat(dev, sub, axis=1), cmap="RdBu_r",
+                             vmin=-vmax, vmax=vmax)
+        ax.set_title(title, fontsize=9)
+        ax.set_yticklabels([])
+    fig.colorbar(mesh, ax=list(axes.flat), shrink=0.8,
+                 label=r"relative deviation $(x_j - 1/K)\,K$")
+    return save(fig, stem)
+
+
+def loss_figure(stem: str | Path, histories: Sequence[tuple[str, pd.DataFrame]]) -> list[Path]:
+    """GAN loss curves: mean and 16-84% band over replicas per setting.
+
+    ``histories`` holds (setting label, long table with columns seed, epoch, d_loss, g_loss).
+    """
+    fig, axes = plt.subplots(len(histories), 2, figsize=(9, 2.8 * max(len(histories), 1)),
+                             squeeze=False)
+    for row, (label, hist) in enumerate(histories):
+        n_rep = hist["seed"].nunique()
+        for col, (key, name) in enumerate((("d_loss", "discriminator"), ("g_loss", "generator"))):
+            ax = axes[row, col]
+            stats = hist.groupby("epoch")[key].describe(percentiles=[0.16, 0.5, 0.84])
+            ax.plot(stats.index, stats["50%"], color=f"C{col}", lw=1,
+                    label=f"median of {n_rep} replicas")
+            ax.fill_between(stats.index, stats["16%"], stats["84%"], color=f"C{col}",
+                            alpha=0.25, lw=0, label="16-84%")
+            ax.set_xlabel("epoch")
+            ax.set_ylabel(f"{name} loss")
+            ax.set_title(label, fontsize=9)
+            ax.grid(True, alpha=0.3)
+            ax.legend(fontsize=7)
     fig.tight_layout()
     return save(fig, stem)
