@@ -25,9 +25,11 @@ def synthetic(generator, seeds, n_grid, mse_of, k=10, n_train=100):
     return df
 
 
-def replicas_table(generator, seeds, failed=()):
-    rows = [("gaussian_shell", 1, 100, generator, "h", s, "done", "", "") for s in seeds]
-    rows += [("gaussian_shell", 1, 100, generator, "h", s, "failed", "diverged", "")
+def replicas_table(generator, seeds, failed=(), spread=None):
+    spread = spread or {}
+    rows = [("gaussian_shell", 1, 100, generator, "h", s, "done", "", spread.get(s, 1.0), "")
+            for s in seeds]
+    rows += [("gaussian_shell", 1, 100, generator, "h", s, "failed", "diverged", np.nan, "")
              for s in failed]
     return pd.DataFrame(rows, columns=REPLICA_COLUMNS)
 
@@ -66,6 +68,21 @@ def test_table_values_failures_and_asymptote():
     assert asym["mse_mean"] == pytest.approx(np.mean(corrected))
     assert asym["n_equiv"] == pytest.approx(qt.n_equiv(mse_inf, k), rel=0.05)
     assert list(format_counts(table["n_generated"])) == ["100", "1000", "100000", "inf"]
+    # amplification at n: A_inf / (1 + A_inf n_train / n) here, so within 10% of A_inf from
+    # n >= 9 A_inf n_train, i.e. at 100000 but not at 1000 (A_inf ~ 18)
+    assert (table["n_saturation"] == 100000).all()
+
+
+def test_collapsed_replicas_are_counted_but_kept():
+    mse = synthetic("gan", range(10), [1000], lambda s, n: 1e-3 if s < 3 else 1e-4)
+    reps = replicas_table("gan", range(10), spread={0: 0.01, 1: 0.2, 2: 0.49, 3: 0.51})
+    table = amplification_table(mse, reps, n_boot=200)
+    row = table[table["n_generated"] == 1000].iloc[0]
+    assert row["n_collapsed"] == 3 and row["n_replicas"] == 10
+    assert row["mse_mean"] == pytest.approx((3e-3 + 7e-4) / 10)
+    # the median replica is a good one; the mean is pulled down by the collapsed three
+    assert row["amplification_median"] == pytest.approx(qt.amplification(1e-4, 10, 100))
+    assert row["amplification_median"] > 2 * row["amplification"]
 
 
 def test_exact_generator_has_one_row_without_n_generated():

@@ -44,3 +44,16 @@ def test_replica_table_layout():
     exact = replica_table(target="gaussian_shell", dim=1, n_train=100, generator="fit", seed=3,
                           binnings=bins, n_grid=[], values=np.array([[1.0, 2.0]]))
     assert exact["n_generated"].isna().all() and len(exact) == 2
+
+
+def test_spread_of_truth_events_matches_the_truth():
+    """Total std of truth events = sqrt(mu^2 + sigma^2); a collapsed stream has a tiny one."""
+    target = GaussianShell(5)
+    counter = qt.CellCounter(target, [qt.Binning("r", 10, 5)])
+    acc = PrefixMSE(counter, [200_000])
+    acc.feed(target.sample(200_000, np.random.default_rng(1)))
+    # Var of the variance estimate of a sum is small: 1% is > 10 standard errors here
+    assert acc.spread() == pytest.approx(target.total_std(), rel=0.01)
+    flat = PrefixMSE(counter, [100])
+    flat.feed(np.full((100, 5), 0.3))
+    assert flat.spread() == pytest.approx(0.0, abs=1e-7)

@@ -27,12 +27,15 @@ CONTRACT_COLUMNS = [
     "n_replicas", "mse_mean", "mse_std", "n_equiv", "n_equiv_lo", "n_equiv_hi",
     "amplification", "amplification_lo", "amplification_hi",
 ]
-# Added after the contract's columns.
-EXTRA_COLUMNS = ["n_failed", "amplification_median"]
+# Added after the contract's columns: replicas left out because they failed; replicas kept in
+# the mean although their generated spread collapsed; the median of per-replica amplification;
+# the smallest n_generated whose amplification is within `saturation` of the asymptote.
+EXTRA_COLUMNS = ["n_failed", "n_collapsed", "amplification_median", "n_saturation"]
 AMPLIFICATION_COLUMNS = CONTRACT_COLUMNS + EXTRA_COLUMNS
 
 REPLICA_COLUMNS = [
-    "target", "dim", "n_train", "generator", "phash", "seed", "status", "reason", "path",
+    "target", "dim", "n_train", "generator", "phash", "seed", "status", "reason",
+    "spread_ratio", "path",
 ]
 
 GROUP = ["target", "dim", "n_train", "generator", "binning", "n_quantiles", "n_cells"]
@@ -69,7 +72,8 @@ def collect(results: str | Path, chunks: Sequence[Chunk]) -> tuple[pd.DataFrame,
                     f"(phash {status.get('phash')}, seed {status.get('seed')})"
                 )
             rows.append((s.target, s.dim, s.n_train, s.generator, s.phash, seed,
-                         status["status"], status.get("reason", ""), s.replica_dir(seed)))
+                         status["status"], status.get("reason", ""),
+                         status.get("spread_ratio", np.nan), s.replica_dir(seed)))
             if status["status"] != "done":
                 continue
             table = read_mse_table(rdir / "mse.csv")
@@ -115,7 +119,7 @@ def bootstrap_means(values: np.ndarray, n_boot: int, rng: np.random.Generator) -
     return values[idx].mean(axis=1)
 
 
-def _summary_row(key, n_generated, values, n_failed, n_boot, interval, rng) -> dict:
+def _summary_row(key, n_generated, values, counts, n_boot, interval, rng) -> dict:
     target, dim, n_train, generator, binning, n_quantiles, n_cells = key
     mean = float(np.mean(values))
     std = float(np.std(values, ddof=1)) if len(values) > 1 else float("nan")
@@ -137,9 +141,28 @@ def _summary_row(key, n_generated, values, n_failed, n_boot, interval, rng) -> d
         "n_equiv": n_eq, "n_equiv_lo": n_lo, "n_equiv_hi": n_hi,
         "amplification": n_eq / n_train,
         "amplification_lo": n_lo / n_train, "amplification_hi": n_hi / n_train,
-        "n_failed": n_failed,
+        **counts,
         "amplification_median": float(np.median(qt.amplification(values, n_cells, n_train))),
+        "n_saturation": np.nan,
     }
+
+
+def saturation_point(rows: list[dict], tolerance: float) -> float:
+    """Smallest n_generated whose amplification is within ``tolerance`` of the asymptote.
+
+    ``rows`` are one group's summary rows (finite n_generated, then the asymptote). NaN when
+    there is no finite asymptote or no count reaches it.
+    """
+    finite = sorted((r for r in rows if np.isfinite(r["n_generated"])),
+                    key=lambda r: r["n_generated"])
+    asym = [r for r in rows if np.isinf(r["n_generated"])]
+    if not asym or not np.isfinite(asym[0]["amplification"]) or asym[0]["amplification"] <= 0:
+        return float("nan")
+    target = asym[0]["amplification"]
+    for r in finite:
+        if abs(r["amplification"] - target) <= tolerance * target:
+            return float(r["n_generated"])
+    return float("nan")
 
 
 def amplification_table(
@@ -149,35 +172,47 @@ def amplification_table(
     n_boot: int = 1000,
     interval: float = 0.68,
     seed: int = 0,
+    collapse_spread: float = 0.5,
+    saturation: float = 0.1,
 ) -> pd.DataFrame:
     """The amplification table (`AMPLIFICATION_COLUMNS`) from the long MSE table.
 
     Each group gets its own bootstrap stream derived from ``seed`` and the group's key, so a
     row does not change when other generators or binnings are added to the study.
     """
-    failed = (
-        replicas[replicas["status"] != "done"]
-        .groupby(["target", "dim", "n_train", "generator"]).size().to_dict()
+    setting = ["target", "dim", "n_train", "generator"]
+    failed = replicas[replicas["status"] != "done"].groupby(setting).size().to_dict()
+    spread = pd.to_numeric(replicas["spread_ratio"], errors="coerce")
+    collapsed = (
+        replicas[(replicas["status"] == "done") & (spread < collapse_spread)]
+        .groupby(setting).size().to_dict()
     )
     rows = []
     for key, group in mse.groupby(GROUP, sort=True):
         target, dim, n_train, generator, _, _, n_cells = key
-        n_failed = int(failed.get((target, dim, n_train, generator), 0))
+        counts = {
+            "n_failed": int(failed.get((target, dim, n_train, generator), 0)),
+            "n_collapsed": int(collapsed.get((target, dim, n_train, generator), 0)),
+        }
         rng = np.random.default_rng([seed, stable_id(repr(tuple(map(str, key))))])
         if group["n_generated"].isna().all():  # exact generator
-            rows.append(_summary_row(key, np.nan, group["mse"].to_numpy(), n_failed,
+            rows.append(_summary_row(key, np.nan, group["mse"].to_numpy(), counts,
                                      n_boot, interval, rng))
             continue
-        for n, sub in group.groupby("n_generated", sort=True):
-            rows.append(_summary_row(key, float(n), sub["mse"].to_numpy(), n_failed,
-                                     n_boot, interval, rng))
+        group_rows = [
+            _summary_row(key, float(n), sub["mse"].to_numpy(), counts, n_boot, interval, rng)
+            for n, sub in group.groupby("n_generated", sort=True)
+        ]
         if generator not in NO_ASYMPTOTE:
             n_max = group["n_generated"].max()
             last = group[group["n_generated"] == n_max]
             asym = qt.asymptotic_mse(last["mse"].to_numpy(), n_cells, float(n_max))
-            rows.append(_summary_row(key, np.inf, asym, n_failed, n_boot, interval, rng))
-    table = pd.DataFrame(rows, columns=AMPLIFICATION_COLUMNS)
-    return table
+            group_rows.append(_summary_row(key, np.inf, asym, counts, n_boot, interval, rng))
+            n_sat = saturation_point(group_rows, saturation)
+            for r in group_rows:
+                r["n_saturation"] = n_sat
+        rows += group_rows
+    return pd.DataFrame(rows, columns=AMPLIFICATION_COLUMNS)
 
 
 def format_counts(values: pd.Series) -> pd.Series:

@@ -94,7 +94,8 @@ def cmd_aggregate(args: argparse.Namespace) -> int:
     mse, replicas = amp.collect(results, chunks)
     agg = config["aggregate"]
     table = amp.amplification_table(
-        mse, replicas, n_boot=agg["bootstrap"], interval=agg["interval"], seed=agg["seed"]
+        mse, replicas, n_boot=agg["bootstrap"], interval=agg["interval"], seed=agg["seed"],
+        collapse_spread=agg["collapse_spread"], saturation=agg["saturation"],
     )
     table["n_generated"] = amp.format_counts(table["n_generated"])
     (results / "tables").mkdir(exist_ok=True)

@@ -37,6 +37,9 @@ class PrefixMSE:
         self.counts = [np.zeros(b.n_cells, dtype=np.int64) for b in counter.binnings]
         self.seen = 0
         self.values: list[np.ndarray] = []  # one row per grid count reached
+        # running sums for the spread of the events (collapse diagnostics)
+        self._sum = np.zeros(counter.target.dim)
+        self._sum_sq = np.zeros(counter.target.dim)
 
     @property
     def done(self) -> bool:
@@ -52,6 +55,8 @@ class PrefixMSE:
             for acc, c in zip(self.counts, self.counter.counts(x), strict=True):
                 acc += c
             self.seen += len(x)
+            self._sum += x.sum(axis=0)
+            self._sum_sq += (x**2).sum(axis=0)
 
     def feed(self, x: np.ndarray) -> None:
         """Add a chunk of events (n, d); events beyond the largest grid count are ignored."""
@@ -62,6 +67,14 @@ class PrefixMSE:
             x = x[take:]
             if self.seen == target:
                 self.values.append(np.array([mse_from_counts(c) for c in self.counts]))
+
+    def spread(self) -> float:
+        """Total standard deviation sqrt(sum_i Var x_i) of the events seen so far."""
+        if self.seen < 2:
+            return float("nan")
+        mean = self._sum / self.seen
+        var = np.maximum(self._sum_sq / self.seen - mean**2, 0.0) * self.seen / (self.seen - 1)
+        return float(np.sqrt(var.sum()))
 
     def result(self) -> np.ndarray:
         """MSE array of shape (len(n_grid), n_binnings)."""
@@ -88,12 +101,19 @@ def prefix_mse(
     chunks: Iterable[np.ndarray], counter: CellCounter, n_grid: Sequence[int]
 ) -> np.ndarray:
     """MSE of the first n events for every n in ``n_grid`` (sorted) and every binning."""
+    return evaluate_stream(chunks, counter, n_grid).result()
+
+
+def evaluate_stream(
+    chunks: Iterable[np.ndarray], counter: CellCounter, n_grid: Sequence[int]
+) -> PrefixMSE:
+    """Feed a stream of events into a `PrefixMSE` until its largest grid count is reached."""
     acc = PrefixMSE(counter, n_grid)
     for x in chunks:
         acc.feed(x)
         if acc.done:
             break
-    return acc.result()
+    return acc
 
 
 def exact_mse(probabilities: Sequence[np.ndarray]) -> np.ndarray:

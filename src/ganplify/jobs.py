@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ganplify import generators
-from ganplify.evaluation import draw_in_chunks, exact_mse, prefix_mse, replica_table
+from ganplify.evaluation import draw_in_chunks, evaluate_stream, exact_mse, replica_table
 from ganplify.provenance import job_record, now
 from ganplify.quantiles import CellCounter
 from ganplify.results import write_csv, write_json
@@ -89,6 +89,7 @@ def run_baseline(spec: dict, results: str | Path, output: str | Path) -> dict:
     counter = CellCounter(target, chunk.binnings)
     write_json(results / setting.relpath / "params.json", setting.params())
     statuses = {}
+    extra: dict[int, dict] = {}
     for fit in fits:
         rdir = results / setting.replica_dir(fit.seed)
         if fit.info:
@@ -101,7 +102,9 @@ def run_baseline(spec: dict, results: str | Path, output: str | Path) -> dict:
                 draw = gen.sampler(target, fit)
                 stream = draw_in_chunks(lambda m, d=draw, r=rng: d(m, r),
                                         max(chunk.n_generated), chunk.chunk_size)
-                values = prefix_mse(stream, counter, chunk.n_generated)
+                acc = evaluate_stream(stream, counter, chunk.n_generated)
+                values = acc.result()
+                extra[fit.seed] = {"spread_ratio": acc.spread() / target.total_std()}
             table = replica_table(
                 target=setting.target, dim=setting.dim, n_train=setting.n_train,
                 generator=setting.generator, seed=fit.seed, binnings=chunk.binnings,
@@ -111,7 +114,9 @@ def run_baseline(spec: dict, results: str | Path, output: str | Path) -> dict:
         else:
             (rdir / "mse.csv").unlink(missing_ok=True)
             log.warning("replica %s seed %d failed: %s", setting.relpath, fit.seed, fit.reason)
-        statuses[fit.seed] = write_status(results, chunk, fit.seed, fit.ok, fit.reason)["status"]
+        statuses[fit.seed] = write_status(
+            results, chunk, fit.seed, fit.ok, fit.reason, **extra.get(fit.seed, {})
+        )["status"]
     flag = {
         "job": "baseline",
         "chunk": chunk.name,

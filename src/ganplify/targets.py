@@ -181,6 +181,10 @@ class GaussianShell:
         norm = np.linalg.norm(g, axis=1, keepdims=True)
         return r[:, None] * (g / norm)
 
+    def total_std(self) -> float:
+        """sqrt(sum_i Var x_i) = sqrt(E r^2) = sqrt(mu^2 + sigma^2); the mean is 0."""
+        return float(np.sqrt(self.mu**2 + self.sigma**2))
+
     def radial_pdf(self, r: np.ndarray) -> np.ndarray:
         """Density of the radius, N(r; mu, sigma) + N(r; -mu, sigma) for r >= 0."""
         r = np.asarray(r, dtype=np.float64)
