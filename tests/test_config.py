@@ -100,10 +100,15 @@ def test_plan_expands_axes_and_chunks():
     chunks = study.plan(c)
     settings = study.settings(c)
     assert [(s.dim, s.generator) for s in settings] == [
-        (1, "sample"), (1, "fit"), (2, "sample"), (5, "sample")]
-    assert len(chunks) == len(settings) * 4  # 100 seeds in jobs of 30
+        (1, "sample"), (1, "fit"), (1, "gan"), (2, "sample"), (2, "gan"), (5, "sample"),
+        (5, "gan")]
+    # 100 seeds in jobs of 30 for the baselines; the GAN's 8 replicas in one job
+    assert len(chunks) == 4 * 4 + 3
     assert [ch.seeds for ch in chunks[:4]] == [tuple(range(0, 30)), tuple(range(30, 60)),
                                               tuple(range(60, 90)), tuple(range(90, 100))]
+    gan = [ch for ch in chunks if ch.setting.generator == "gan"]
+    assert [ch.seeds for ch in gan] == [tuple(range(8))] * 3
+    assert [ch.setting.options["epochs"] for ch in gan] == [150, 150, 30]  # d=5 override
     fit = next(ch for ch in chunks if ch.setting.generator == "fit")
     assert fit.n_generated == ()  # exact generator
     sample5 = next(ch for ch in chunks if ch.setting.dim == 5)

@@ -83,6 +83,54 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     return 0
 
 
+def _set_threads(threads: int | None) -> None:
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+# Exit status of a training job stopped by SIGTERM/SIGUSR1 after writing its checkpoints
+# (EX_TEMPFAIL): rerunning the job resumes it.
+EXIT_INTERRUPTED = 75
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from ganplify import training
+    from ganplify.jobs import run_train
+
+    _set_threads(args.threads)
+    try:
+        flag = run_train(_load_spec(args.spec), args.results, args.output)
+    except training.Interrupted as exc:
+        print(f"ganplify train: {exc}; rerun the same command to resume", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    failed = [s for s, v in flag["replicas"].items() if v != "done"]
+    print(f"{flag['chunk']}: trained {len(flag['trained'])}, skipped {len(flag['skipped'])} "
+          f"finished earlier, {len(failed)} failed, {flag['wall_time_s']:.1f} s on "
+          f"{flag['device']}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from ganplify.jobs import run_evaluate
+
+    _set_threads(args.threads)
+    flag = run_evaluate(_load_spec(args.spec), args.results, args.output, args.memory_mb)
+    print(f"{flag['chunk']}: evaluated {len(flag['replicas'])} replicas in "
+          f"{flag['wall_time_s']:.1f} s on {flag['device']}")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    # the benchmark's own parser, built here so that other commands never import torch
+    from ganplify import bench
+
+    parser = argparse.ArgumentParser(prog="ganplify bench", description=bench.__doc__)
+    bench.add_arguments(parser)
+    return bench.run(parser.parse_args(args.bench_args))
+
+
 def cmd_aggregate(args: argparse.Namespace) -> int:
     from ganplify import amplification as amp
     from ganplify import study
@@ -189,6 +237,16 @@ def cmd_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_merge(args: argparse.Namespace) -> int:
+    from ganplify.merge import merge
+
+    out = merge(args.sources, args.into)
+    print(f"merged {len(args.sources)} folders into {args.into}: {out['files']} files, "
+          f"{out['flags']} job flags; now run\n"
+          f"  snakemake --configfile {args.into}/config.yaml")
+    return 0
+
+
 def cmd_generators(args: argparse.Namespace) -> int:
     from ganplify import generators
 
@@ -227,6 +285,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results", required=True, type=Path, help="results folder of the study")
     p.add_argument("--output", required=True, type=Path, help="the job's flag file")
 
+    for name, func, what in (
+        ("train", cmd_train, "train a chunk of replicas of a neural generator (workflow)"),
+        ("evaluate", cmd_evaluate, "generate and bin events of a trained chunk (workflow)"),
+    ):
+        p = add(name, func, what)
+        p.add_argument("--spec", required=True, help="job spec as JSON (from the workflow)")
+        p.add_argument("--results", required=True, type=Path, help="results folder")
+        p.add_argument("--output", required=True, type=Path, help="the job's flag file")
+        p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+        if name == "evaluate":
+            p.add_argument("--memory-mb", type=int, default=2048,
+                           help="memory budget for generated activations (default 2048)")
+
+    p = sub.add_parser("bench", add_help=False, help="benchmark GAN training steps (a table)")
+    p.set_defaults(func=cmd_bench)  # its options are parsed by cmd_bench
+
     p = add("aggregate", cmd_aggregate, "aggregate replica tables into tables/*.csv")
     p.add_argument("--results", required=True, type=Path)
 
@@ -251,22 +325,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("results", type=Path)
     p.add_argument("--generator", action="append", help="only these generators (repeatable)")
 
+    p = add("merge", cmd_merge, "merge results folders of one study made with other seeds")
+    p.add_argument("sources", nargs="+", type=Path, help="results folders to merge")
+    p.add_argument("--into", required=True, type=Path, help="results/<new study>")
+
     add("generators", cmd_generators, "list the available generators")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if args.command == "bench":
+        args.bench_args = extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     from ganplify.jobs import JobError
+    from ganplify.study import SpecError
 
     try:
         return args.func(args)
-    except (cfg.ConfigError, UsageError, ResultsError, JobError) as exc:
+    except (cfg.ConfigError, UsageError, ResultsError, JobError, SpecError) as exc:
         print(f"ganplify {args.command}: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
 

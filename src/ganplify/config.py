@@ -184,8 +184,49 @@ def replica_seeds(config: Mapping, dim: int, generator: str) -> list[int]:
     return list(range(seeds["first"], seeds["first"] + count))
 
 
+# Generators whose options a dimension may override (its axes key has the generator's name).
+OVERRIDABLE = ("gan",)
+
+
+def generator_block(config: Mapping, generator: str, dim: int) -> dict:
+    """A generator's options for one dimension: the top-level block < the dimension's overrides."""
+    block = dict(config.get(generator, {}))
+    if generator in OVERRIDABLE:
+        block.update(config["dims"][str(dim)].get(generator, {}))
+    return block
+
+
+def _check_overrides(config: Mapping, key: str, root: dict) -> None:
+    for gen in OVERRIDABLE:
+        if gen in config["defaults"]:
+            raise ConfigError(
+                f"defaults.{gen}: set the options of every dimension in the top-level "
+                f"`{gen}` block; only a dimension's entry under `dims` may override them"
+            )
+        override = config["dims"][key].get(gen)
+        if not override:
+            continue
+        allowed = sorted(set(root["properties"][gen]["properties"]) - {"replicas"})
+        for name in override:
+            if name not in allowed:
+                close = difflib.get_close_matches(str(name), allowed, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise ConfigError(f"unknown key {name!r}{hint} in dims.{key}.{gen}; "
+                                  f"allowed keys: {', '.join(allowed)}")
+        merged = {**config[gen], **override}
+        sub_schema = {**root["properties"][gen], "$defs": root["$defs"]}
+        error = jsonschema.exceptions.best_match(
+            jsonschema.Draft202012Validator(sub_schema).iter_errors(merged)
+        )
+        if error is not None:
+            message = _message(error, sub_schema)
+            raise ConfigError(f"dims.{key}.{gen}.{message}")
+
+
 def _check_semantics(config: Mapping) -> None:
+    root = schema()
     for key in config["dims"]:
+        _check_overrides(config, key, root)
         dim = int(key)
         ax = axes(config, dim)
 

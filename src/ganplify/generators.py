@@ -95,7 +95,40 @@ class Fit:
         return counter.probabilities({"x": lambda e: mixture_cdf(e, **values)})
 
 
-REGISTRY: dict[str, Any] = {g.name: g() for g in (Sample, Fit)}
+class Gan:
+    """The paper's GAN with its DeepSets discriminator, trained as an ensemble of replicas.
+
+    Training and generation live in `ganplify.training` (torch is imported only when used).
+    """
+
+    name: ClassVar[str] = "gan"
+    exact: ClassVar[bool] = False
+    neural: ClassVar[bool] = True
+    dims: ClassVar[frozenset[int] | None] = None
+    description: ClassVar[str] = "the paper's GAN (DeepSets discriminator), ensemble-trained"
+    operational: ClassVar[frozenset[str]] = frozenset({"replicas", "checkpoint_every",
+                                                       "cuda_graphs"})
+    weights_file: ClassVar[str] = "generator.safetensors"
+
+    def load_sampler(
+        self, target: GaussianShell, replica_dir: Path, options: dict
+    ) -> Callable[[int, np.random.Generator], np.ndarray]:
+        """Sampler of a trained replica from its saved weights (for figures)."""
+        from ganplify import training
+
+        weights = training.load_generator(Path(replica_dir) / self.weights_file)
+        dropout = float(options.get("dropout", 0.5))
+
+        def draw(n: int, rng: np.random.Generator) -> np.ndarray:
+            seed = int(rng.integers(2**62))
+            chunks = training.generate([weights], [seed], n, chunk_size=8192, device="cpu",
+                                       dropout=dropout)
+            return np.concatenate([c[0] for c in chunks])
+
+        return draw
+
+
+REGISTRY: dict[str, Any] = {g.name: g() for g in (Sample, Fit, Gan)}
 
 
 def get(name: str):

@@ -14,7 +14,13 @@ from pathlib import Path
 import numpy as np
 
 from ganplify import generators
-from ganplify.evaluation import draw_in_chunks, evaluate_stream, exact_mse, replica_table
+from ganplify.evaluation import (
+    PrefixMSE,
+    draw_in_chunks,
+    evaluate_stream,
+    exact_mse,
+    replica_table,
+)
 from ganplify.provenance import job_record, now
 from ganplify.quantiles import CellCounter
 from ganplify.results import write_csv, write_json
@@ -115,7 +121,8 @@ def run_baseline(spec: dict, results: str | Path, output: str | Path) -> dict:
             (rdir / "mse.csv").unlink(missing_ok=True)
             log.warning("replica %s seed %d failed: %s", setting.relpath, fit.seed, fit.reason)
         statuses[fit.seed] = write_status(
-            results, chunk, fit.seed, fit.ok, fit.reason, **extra.get(fit.seed, {})
+            results, chunk, fit.seed, fit.ok, fit.reason, ehash=chunk.ehash,
+            **extra.get(fit.seed, {}),
         )["status"]
     flag = {
         "job": "baseline",
@@ -123,6 +130,155 @@ def run_baseline(spec: dict, results: str | Path, output: str | Path) -> dict:
         "spec": spec,
         "replicas": {str(k): v for k, v in statuses.items()},
         **job_record(time.perf_counter() - start),
+    }
+    write_json(output, flag)
+    remove_stale_flags(results, chunk)
+    return flag
+
+
+# --------------------------------------------------------------------------- neural generators
+
+
+def _neural(chunk: Chunk):
+    gen = generators.get(chunk.setting.generator)
+    if not gen.neural:
+        raise JobError(f"generator {gen.name!r} is not trained in a training job")
+    return gen
+
+
+def replica_finished(results: Path, chunk: Chunk, seed: int) -> dict | None:
+    """The status of a replica whose training finished under this setting, else None."""
+    from ganplify.results import ResultsError, read_json
+
+    rdir = results / chunk.setting.replica_dir(seed)
+    try:
+        status = read_json(rdir / "status.json")
+    except ResultsError:
+        return None
+    if status.get("phash") != chunk.setting.phash or status.get("seed") != seed:
+        return None
+    gen = generators.get(chunk.setting.generator)
+    if status.get("status") == "done" and not (rdir / gen.weights_file).is_file():
+        return None
+    return status
+
+
+def run_train(spec: dict, results: str | Path, output: str | Path) -> dict:
+    """Train the unfinished replicas of a chunk of a neural generator as one ensemble.
+
+    Replicas already finished under the same parameters are skipped (a rerun after a crash,
+    a re-chunked study, a merged folder); the others resume from their checkpoints when they
+    have matching ones. Each finished replica gets its generator weights (safetensors), its
+    loss history and its status; checkpoints are removed once a replica is finished.
+    """
+    from ganplify import training
+
+    results, output = Path(results), Path(output)
+    chunk = Chunk.from_spec(spec)
+    _check_output(chunk, results, output, chunk.trained_flag)
+    gen = _neural(chunk)
+    setting = chunk.setting
+    start = time.perf_counter()
+    write_json(results / setting.relpath / "params.json", setting.params())
+    todo = [s for s in chunk.seeds if replica_finished(results, chunk, s) is None]
+    runtime = {k: v for k, v in chunk.runtime.items() if k != "device"}
+    config = training.GanConfig.from_mapping({**setting.options, **runtime})
+    device = chunk.runtime.get("device", "auto")
+    info: dict = {"trained": todo, "skipped": [s for s in chunk.seeds if s not in todo]}
+    if todo:
+        target = setting.make_target()
+        train_sets = np.stack([training_set(target, setting.n_train, s) for s in todo])
+        bases = [results / setting.replica_dir(s) / "checkpoint" for s in todo]
+        result = training.train_ensemble(
+            train_sets, todo, config, device=device, checkpoints=bases,
+            config_hash=setting.phash,
+        )
+        device = result.device
+        info.update(resumed_from_epoch=result.resumed_from_epoch, cuda_graph=result.cuda_graph)
+        for k, seed in enumerate(todo):
+            rdir = results / setting.replica_dir(seed)
+            training.write_losses_csv(rdir / "losses.csv", result.history[:, k])
+            ok = result.status[k] == "done"
+            if ok:
+                training.save_generator(
+                    rdir / gen.weights_file, result.generator_weights[k],
+                    {"phash": setting.phash, "seed": seed, "generator": gen.name},
+                )
+            else:
+                (rdir / gen.weights_file).unlink(missing_ok=True)
+            write_status(results, chunk, seed, ok, result.reason[k],
+                         failed_epoch=result.failed_epoch[k], device=result.device)
+            for f in training.checkpoint_files(bases[k]):
+                f.unlink(missing_ok=True)
+    statuses = {
+        str(s): (replica_finished(results, chunk, s) or {}).get("status", "missing")
+        for s in chunk.seeds
+    }
+    flag = {"job": "train", "chunk": chunk.name, "spec": spec, "replicas": statuses, **info,
+            **job_record(time.perf_counter() - start, str(device))}
+    write_json(output, flag)
+    return flag
+
+
+def run_evaluate(
+    spec: dict, results: str | Path, output: str | Path, memory_mb: int = 2048
+) -> dict:
+    """Generate events from every finished replica of a chunk (batched) and bin them.
+
+    Events come in chunks of at most `chunk_size` per replica, fewer when the ensemble's
+    activations would exceed ``memory_mb``; each replica's events depend only on its weights
+    and seed, not on the chunking.
+    """
+    from ganplify import training
+
+    results, output = Path(results), Path(output)
+    chunk = Chunk.from_spec(spec)
+    _check_output(chunk, results, output, chunk.evaluated_flag)
+    gen = _neural(chunk)
+    setting = chunk.setting
+    start = time.perf_counter()
+    target = setting.make_target()
+    counter = CellCounter(target, chunk.binnings)
+    statuses, done = {}, []
+    for seed in chunk.seeds:
+        status = replica_finished(results, chunk, seed)
+        if status is None:
+            raise JobError(
+                f"replica {setting.replica_dir(seed)} has not finished training; "
+                "run its training job first"
+            )
+        statuses[seed] = status
+        if status["status"] == "done":
+            done.append(seed)
+    device = training.resolve_device(chunk.runtime.get("device", "auto"))
+    if done:
+        weights = [training.load_generator(results / setting.replica_dir(s) / gen.weights_file)
+                   for s in done]
+        options = dict(setting.options)
+        per_event = 20 * options.get("noise_dim", 1000) + 10 * options.get("layers", 7) * \
+            options.get("hidden", 256)
+        step = max(256, min(chunk.chunk_size, memory_mb * 2**20 // (len(done) * per_event)))
+        accs = [PrefixMSE(counter, chunk.n_generated) for _ in done]
+        stream = training.generate(weights, done, max(chunk.n_generated), chunk_size=step,
+                                   device=str(device), dropout=options.get("dropout", 0.5))
+        for x in stream:
+            for acc, events in zip(accs, x, strict=True):
+                acc.feed(events)
+        for seed, acc in zip(done, accs, strict=True):
+            rdir = results / setting.replica_dir(seed)
+            table = replica_table(
+                target=setting.target, dim=setting.dim, n_train=setting.n_train,
+                generator=setting.generator, seed=seed, binnings=chunk.binnings,
+                n_grid=chunk.n_generated, values=acc.result(),
+            )
+            write_csv(rdir / "mse.csv", table)
+            status = {**statuses[seed], "spread_ratio": acc.spread() / target.total_std(),
+                      "ehash": chunk.ehash, "evaluated": now()}
+            write_json(rdir / "status.json", status)
+    flag = {
+        "job": "evaluate", "chunk": chunk.name, "spec": spec,
+        "replicas": {str(s): statuses[s]["status"] for s in chunk.seeds},
+        **job_record(time.perf_counter() - start, str(device)),
     }
     write_json(output, flag)
     remove_stale_flags(results, chunk)

@@ -30,6 +30,7 @@ _NAME = r"[A-Za-z0-9_]+"
 CONTRACT_PATTERNS = [
     r"config\.yaml",
     r"provenance\.json",
+    r"merged_from\.json",
     r"MANIFEST\.sha256",
     r"report\.(html|zip)",
     r"tables/(mse|amplification|replicas)\.csv",

@@ -33,6 +33,10 @@ STREAM_TRAIN_DATA = 1
 STREAM_EVALUATE = 2
 
 
+class SpecError(ValueError):
+    """A job spec that is incomplete or does not match its own hashes."""
+
+
 def short_hash(obj: object, length: int = 10) -> str:
     """Stable short hex hash of a JSON-serialisable object."""
     text = json.dumps(obj, sort_keys=True, separators=(",", ":"))
@@ -57,14 +61,22 @@ def evaluation_rng(seed: int, setting: Setting) -> np.random.Generator:
     )
 
 
-def generator_options(config: Mapping, generator: str) -> dict:
-    """Training options of a generator from the config, without operational keys.
+def runtime_options(config: Mapping, generator: str, dim: int) -> dict:
+    """How a generator's jobs run: the device and its operational options."""
+    keep = generators.get(generator).operational - {"replicas"}
+    block = cfg.generator_block(config, generator, dim)
+    return {"device": config["device"], **{k: block[k] for k in sorted(keep) if k in block}}
+
+
+def generator_options(config: Mapping, generator: str, dim: int) -> dict:
+    """Training options of a generator in one dimension, without operational keys.
 
     Operational keys (how many replicas, how often to checkpoint) do not change what a replica
     learns, so they stay out of the parameter hash.
     """
     skip = generators.get(generator).operational
-    return {k: v for k, v in config.get(generator, {}).items() if k not in skip}
+    return {k: v for k, v in cfg.generator_block(config, generator, dim).items()
+            if k not in skip}
 
 
 @dataclass(frozen=True)
@@ -115,6 +127,8 @@ class Chunk:
     binnings: tuple[Binning, ...]
     n_generated: tuple[int, ...]
     chunk_size: int
+    # how to run (device, checkpoint interval, ...): never part of a hash
+    runtime: Mapping = field(default_factory=dict, compare=False, hash=False)
 
     @property
     def name(self) -> str:
@@ -141,23 +155,48 @@ class Chunk:
     def evaluated_flag(self) -> str:
         return f"{self.setting.relpath}/{self.name}.eval-{self.ehash}.json"
 
-    def spec(self) -> dict:
-        """Everything a job needs, as JSON-serialisable data (passed to the CLI)."""
-        return {
+    def spec(self, stage: str = "evaluate") -> dict:
+        """Everything a job needs, as JSON-serialisable data (passed to the CLI).
+
+        A ``stage="train"`` spec leaves out the evaluation parameters, so that changing a
+        binning never looks like a change of a training job's parameters to Snakemake.
+        """
+        out = {
             **self.setting.params(),
             "seeds": list(self.seeds),
-            "binnings": [[b.coordinate, b.n_quantiles] for b in self.binnings],
-            "n_generated": list(self.n_generated),
-            "chunk_size": self.chunk_size,
+            "runtime": dict(self.runtime),
             "relpath": self.setting.relpath,
             "name": self.name,
             "phash": self.setting.phash,
+        }
+        if stage == "train":
+            return out
+        return {
+            **out,
+            "binnings": [[b.coordinate, b.n_quantiles] for b in self.binnings],
+            "n_generated": list(self.n_generated),
+            "chunk_size": self.chunk_size,
             "ehash": self.ehash,
         }
 
     @classmethod
     def from_spec(cls, spec: Mapping) -> Chunk:
-        """Rebuild a chunk from `spec()` output, checking its hashes."""
+        """Rebuild a chunk from `spec()` output, checking its hashes.
+
+        Raises
+        ------
+        SpecError
+            When a key is missing or malformed, or a hash does not match the parameters.
+        """
+        try:
+            return cls._from_spec(spec)
+        except KeyError as exc:
+            raise SpecError(f"job spec lacks the key {exc.args[0]!r}") from None
+        except (TypeError, ValueError) as exc:
+            raise SpecError(f"job spec is malformed: {exc}") from None
+
+    @classmethod
+    def _from_spec(cls, spec: Mapping) -> Chunk:
         setting = Setting(
             spec["target"], int(spec["dim"]), int(spec["n_train"]), spec["generator"],
             dict(spec.get("options", {})),
@@ -165,13 +204,14 @@ class Chunk:
         chunk = cls(
             setting=setting,
             seeds=tuple(int(s) for s in spec["seeds"]),
-            binnings=tuple(Binning(c, int(q), setting.dim) for c, q in spec["binnings"]),
-            n_generated=tuple(int(n) for n in spec["n_generated"]),
-            chunk_size=int(spec["chunk_size"]),
+            binnings=tuple(Binning(c, int(q), setting.dim) for c, q in spec.get("binnings", [])),
+            n_generated=tuple(int(n) for n in spec.get("n_generated", [])),
+            chunk_size=int(spec.get("chunk_size", 1)),
+            runtime=dict(spec.get("runtime", {})),
         )
         for key, value in (("phash", setting.phash), ("ehash", chunk.ehash)):
             if key in spec and spec[key] != value:
-                raise ValueError(
+                raise SpecError(
                     f"job spec {key} {spec[key]} does not match its parameters ({value}); "
                     "the spec was edited or comes from another ganplify version"
                 )
@@ -186,9 +226,8 @@ def settings(config: Mapping) -> list[Setting]:
         ax = cfg.axes(config, dim)
         for n_train in sorted(ax["n_train"]):
             for gen in ax["generators"]:
-                out.append(
-                    Setting(config["target"], dim, n_train, gen, generator_options(config, gen))
-                )
+                out.append(Setting(config["target"], dim, n_train, gen,
+                                   generator_options(config, gen, dim)))
     return out
 
 
@@ -218,10 +257,25 @@ def plan(config: Mapping) -> list[Chunk]:
         counts = event_counts(config, setting)
         for seeds in seed_chunks(config, setting):
             chunks.append(
-                Chunk(setting, seeds, binnings, counts, config["evaluation"]["chunk_size"])
+                Chunk(setting, seeds, binnings, counts, config["evaluation"]["chunk_size"],
+                      runtime_options(config, setting.generator, setting.dim))
             )
     return chunks
 
 
 def all_binnings(chunks: Sequence[Chunk]) -> list[Binning]:
     return sorted({b for c in chunks for b in c.binnings})
+
+
+# Seconds per replica-step (one D and one G step, batch 10) on the slowest device we plan for
+# (a 2-core CPU at its best ensemble size, ~10 ms at d=1); a GPU is far faster.
+SECONDS_PER_REPLICA_STEP = 0.02
+
+
+def train_minutes(chunk: Chunk, overhead_minutes: float = 10.0) -> int:
+    """Time limit of a training job: steps x replicas x a conservative cost per step."""
+    opts = chunk.setting.options
+    epochs = int(opts.get("epochs", 1))
+    steps = epochs * max(1, chunk.setting.n_train // int(opts.get("batch_size", 10)))
+    seconds = steps * len(chunk.seeds) * SECONDS_PER_REPLICA_STEP * max(1.0, chunk.setting.dim / 2)
+    return int(overhead_minutes + seconds / 60.0)

@@ -60,6 +60,15 @@ def spec_json(wildcards):
     return json.dumps(chunk_of(wildcards).spec(), separators=(",", ":"))
 
 
+def train_spec_json(wildcards):
+    return json.dumps(chunk_of(wildcards).spec("train"), separators=(",", ":"))
+
+
+def train_runtime(wildcards):
+    """Minutes a training job may take (SLURM time limit): see ganplify.study.train_minutes."""
+    return gstudy.train_minutes(chunk_of(wildcards))
+
+
 def evaluated_flags():
     return [f"{RESULTS}/{c.evaluated_flag}" for c in CHUNKS]
 

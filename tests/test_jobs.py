@@ -1,0 +1,128 @@
+"""Job bodies: training and evaluating a chunk of GAN replicas, skipping finished replicas."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import safetensors
+
+from ganplify import config as cfg
+from ganplify import jobs, study
+from ganplify.cli import main as ganplify_main
+
+# A tiny GAN (same code path as the paper's, small sizes) so that jobs take seconds.
+TINY_GAN = {"epochs": 3, "noise_dim": 8, "hidden": 16, "layers": 2, "embedding": 4,
+            "lr": 1e-3, "checkpoint_every": 1}
+
+
+def tiny_config(**changes) -> dict:
+    raw = {
+        "study": "tiny", "target": "gaussian_shell", "device": "cpu",
+        "seeds": {"first": 0, "count": 3}, "replicas_per_job": 3,
+        "defaults": {"generators": ["gan"], "n_generated": [100, 1000], "n_train": [20]},
+        "dims": {1: {"quantiles": [10]}, 2: {"quantiles": [5], "joint": [3]}},
+        "gan": dict(TINY_GAN),
+    }
+    raw.update(changes)
+    return cfg.validate(raw)
+
+
+def gan_chunks(config, dim):
+    return [c for c in study.plan(config) if c.setting.generator == "gan" and c.setting.dim == dim]
+
+
+def test_train_then_evaluate_writes_every_replica_file(tmp_path):
+    config = tiny_config()
+    (chunk,) = gan_chunks(config, 2)
+    flag = jobs.run_train(chunk.spec("train"), tmp_path, tmp_path / chunk.trained_flag)
+    assert flag["trained"] == [0, 1, 2] and flag["replicas"] == {"0": "done", "1": "done",
+                                                                    "2": "done"}
+    for seed in chunk.seeds:
+        rdir = tmp_path / chunk.setting.replica_dir(seed)
+        assert {p.name for p in rdir.iterdir()} == {"status.json", "generator.safetensors",
+                                                    "losses.csv"}
+        with safetensors.safe_open(str(rdir / "generator.safetensors"), framework="pt") as f:
+            assert f.metadata()["phash"] == chunk.setting.phash
+        assert len(pd.read_csv(rdir / "losses.csv")) == TINY_GAN["epochs"]
+    jobs.run_evaluate(chunk.spec(), tmp_path, tmp_path / chunk.evaluated_flag)
+    for seed in chunk.seeds:
+        rdir = tmp_path / chunk.setting.replica_dir(seed)
+        table = pd.read_csv(rdir / "mse.csv")
+        assert set(table["binning"]) == {"r", "phi1", "joint"}
+        assert sorted(set(table["n_generated"])) == [100, 1000]
+        status = json.loads((rdir / "status.json").read_text())
+        assert status["status"] == "done" and status["spread_ratio"] > 0
+
+
+def test_rerun_skips_finished_replicas_and_rechunking_reuses_them(tmp_path):
+    config = tiny_config()
+    (chunk,) = gan_chunks(config, 1)
+    jobs.run_train(chunk.spec("train"), tmp_path, tmp_path / chunk.trained_flag)
+    weights = {s: (tmp_path / chunk.setting.replica_dir(s) / "generator.safetensors").read_bytes()
+               for s in chunk.seeds}
+    again = jobs.run_train(chunk.spec("train"), tmp_path, tmp_path / chunk.trained_flag)
+    assert again["trained"] == [] and again["skipped"] == [0, 1, 2]
+    # one replica per job now: every new chunk finds its replica finished
+    for small in gan_chunks(tiny_config(replicas_per_job=1), 1):
+        flag = jobs.run_train(small.spec("train"), tmp_path, tmp_path / small.trained_flag)
+        assert flag["trained"] == []
+    for s in chunk.seeds:
+        assert (tmp_path / chunk.setting.replica_dir(s) / "generator.safetensors").read_bytes() \
+            == weights[s]
+
+
+def test_replica_does_not_depend_on_its_ensemble(tmp_path):
+    """Seed 1 trained with seeds 0 and 2 equals seed 1 trained alone (to float32 rounding)."""
+    import torch
+
+    from ganplify import training
+
+    together = tiny_config()
+    alone = tiny_config(seeds={"first": 1, "count": 1})
+    (a,) = gan_chunks(together, 1)
+    (b,) = gan_chunks(alone, 1)
+    a_weights = "generator.safetensors"
+    jobs.run_train(a.spec("train"), tmp_path / "a", tmp_path / "a" / a.trained_flag)
+    jobs.run_train(b.spec("train"), tmp_path / "b", tmp_path / "b" / b.trained_flag)
+    wa = training.load_generator(tmp_path / "a" / a.setting.replica_dir(1) / a_weights)
+    wb = training.load_generator(tmp_path / "b" / b.setting.replica_dir(1) / a_weights)
+    for name in wa:
+        torch.testing.assert_close(wa[name], wb[name], rtol=1e-4, atol=1e-5)
+
+
+def test_evaluate_refuses_untrained_replicas(tmp_path):
+    (chunk,) = gan_chunks(tiny_config(), 1)
+    with pytest.raises(jobs.JobError, match="has not finished training"):
+        jobs.run_evaluate(chunk.spec(), tmp_path, tmp_path / chunk.evaluated_flag)
+
+
+def test_spec_and_output_mismatch_are_clear_errors(tmp_path, capsys):
+    (chunk,) = gan_chunks(tiny_config(), 1)
+    spec = chunk.spec("train")
+    code = ganplify_main(["train", "--spec", json.dumps(spec), "--results", str(tmp_path),
+                          "--output", str(tmp_path / "elsewhere.json")])
+    assert code == 2 and "does not match the job spec" in capsys.readouterr().err
+    spec["options"]["epochs"] = 99
+    code = ganplify_main(["train", "--spec", json.dumps(spec), "--results", str(tmp_path),
+                          "--output", str(tmp_path / chunk.trained_flag)])
+    assert code == 2 and "phash" in capsys.readouterr().err
+    code = ganplify_main(["train", "--spec", "{not json", "--results", str(tmp_path),
+                          "--output", str(tmp_path / chunk.trained_flag)])
+    assert code == 2 and "not valid JSON" in capsys.readouterr().err
+
+
+def test_gan_sampler_for_figures(tmp_path):
+    from ganplify import generators
+
+    config = tiny_config()
+    (chunk,) = gan_chunks(config, 1)
+    jobs.run_train(chunk.spec("train"), tmp_path, tmp_path / chunk.trained_flag)
+    draw = generators.get("gan").load_sampler(
+        chunk.setting.make_target(), tmp_path / chunk.setting.replica_dir(0),
+        dict(chunk.setting.options),
+    )
+    x = draw(500, np.random.default_rng(0))
+    assert x.shape == (500, 1) and np.all(np.isfinite(x))

@@ -1,0 +1,26 @@
+# Neural generators: generate n_generated events per trained replica (batched over the chunk)
+# and write each replica's MSE table. ancient(): a trained flag with a newer time (a copied
+# results folder) never makes Snakemake regenerate.
+
+
+rule evaluate:
+    input:
+        ancient(f"{RESULTS}/replicas/{{setting}}/{{chunk}}.trained.json"),
+    output:
+        f"{RESULTS}/replicas/{{setting}}/{{chunk}}.eval-{{ehash}}.json",
+    wildcard_constraints:
+        setting=setting_regex(neural=True),
+    params:
+        spec=spec_json,
+        results=results_root,
+    log:
+        f"{RESULTS}/logs/evaluate/{{setting}}/{{chunk}}.eval-{{ehash}}.log",
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    conda:
+        "../../envs/ganplify.yaml"
+    shell:
+        "ganplify evaluate --spec {params.spec:q} --results {params.results} "
+        "--output {output} --threads {threads} > {log} 2>&1"
