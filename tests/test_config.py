@@ -10,7 +10,24 @@ from ganplify import config as cfg
 from ganplify import study
 
 REPO = Path(__file__).resolve().parents[1]
-BASE = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+# A fixed config for these tests (the shipped defaults may change without breaking them).
+BASE = yaml.safe_load("""
+study: quick
+target: gaussian_shell
+seeds: {first: 0, count: 100}
+replicas_per_job: 100
+defaults:
+  n_train: [100]
+  quantiles: [10]
+  joint: []
+  generators: [sample, gan]
+  n_generated: [100, 1000, 10000]
+dims:
+  1: {quantiles: [10, 20, 50], generators: [sample, fit, gan]}
+  2: {joint: [7]}
+  5: {n_train: [500], joint: [3], sample_sizes: [500, 1000, 2000, 5000], gan: {epochs: 30}}
+gan: {replicas: 8, epochs: 150, lr: 5.0e-4}
+""")
 
 
 def with_change(change):
@@ -19,15 +36,35 @@ def with_change(change):
     return c
 
 
-def test_default_config_is_valid_and_gets_defaults():
-    c = cfg.load(REPO / "config" / "config.yaml")
-    assert c["evaluation"]["chunk_size"] > 0
+@pytest.mark.parametrize("name", ["config.yaml", "paper.yaml"])
+def test_shipped_configs_are_valid_and_stable(name):
+    c = cfg.load(REPO / "config" / name)
     assert set(c["dims"]) == {"1", "2", "5"}
+    assert cfg.axes(c, 5)["n_train"] == [500] and 100 in cfg.axes(c, 1)["n_train"]
+    # the validated config validates again unchanged (it is what the results folder keeps)
+    assert cfg.validate(c) == c
+
+
+def test_paper_config_is_the_papers_protocol():
+    c = cfg.load(REPO / "config" / "paper.yaml")
+    gan = c["gan"]
+    assert (gan["epochs"], gan["batch_size"], gan["lr"], gan["betas"]) == (10000, 10, 5e-5,
+                                                                        [0.5, 0.9])
+    assert (gan["lr_decay"], gan["lr_decay_every"], gan["gamma"], gan["data_noise"]) == (
+        0.9, 1000, 0.01, 0.1)
+    assert c["seeds"]["count"] == 100 and "replicas" not in gan
+    assert cfg.axes(c, 1)["quantiles"] == [10, 20, 50] and cfg.axes(c, 2)["joint"] == [7]
+    assert {3, 4, 6} <= set(cfg.axes(c, 5)["joint"])
+    assert max(cfg.axes(c, 1)["n_generated"]) >= 10**6
+    assert max(cfg.axes(c, 5)["n_generated"]) >= 10**7
+
+
+def test_base_config_resolves_axes():
+    c = cfg.validate(BASE)
+    assert c["evaluation"]["chunk_size"] > 0
     ax = cfg.axes(c, 5)
     assert ax["n_train"] == [500] and ax["joint"] == [3]
     assert cfg.axes(c, 2)["n_train"] == [100]
-    # the validated config validates again unchanged (it is what the results folder keeps)
-    assert cfg.validate(c) == c
 
 
 def test_minimal_config_takes_builtin_defaults():

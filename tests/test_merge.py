@@ -76,7 +76,7 @@ def test_merge_refuses_what_it_cannot_join(tmp_path):
 
     with pytest.raises(MergeError, match=r"miss \[2, 3\]"):
         merged_config([conf(0, 2), conf(4, 2)], "m")
-    with pytest.raises(MergeError, match="differ in 'gan.epochs'"):
+    with pytest.raises(MergeError, match=r"differ in 'gan\.epochs'"):
         merged_config([conf(0, 2), conf(2, 2, gan={**TINY["gan"], "epochs": 3})], "m")
     out = merged_config([conf(0, 2), conf(2, 3)], "m")
     assert out["seeds"] == {"first": 0, "count": 5} and out["study"] == "m"

@@ -8,6 +8,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -61,16 +62,37 @@ def test_lint_is_clean():
 
 
 def test_dry_run_of_default_config(project):
+    from ganplify import config as cfg
+
     proc = run_snakemake(project, "-n")
     jobs = jobs_of(proc.stdout)
-    # d=1: sample + fit; d=2, d=5: sample; 100 seeds in one job each
-    assert jobs["baseline"] == 4
+    # the job counts follow from the config: one job per setting and chunk of seeds
+    from ganplify import study
+
+    config = cfg.load(project / "config" / "config.yaml")
+    chunks = study.plan(config)
+    neural = sum(c.setting.generator == "gan" for c in chunks)
+    assert jobs["baseline"] == len(chunks) - neural
+    assert jobs["train"] == jobs["evaluate"] == neural == 4  # GAN d=1 (n50, n100), d=2, d=5
     assert jobs["aggregate"] == 1 and jobs["manifest"] == 1
-    from ganplify import config as cfg
     from ganplify.figures import planned
 
-    for name in planned(cfg.load(project / "config" / "config.yaml")):
+    for name in planned(config):
         assert jobs[f"plot_{name}"] == 1
+
+
+def test_dry_run_of_the_paper_config(project):
+    """The paper's protocol builds its full DAG: one job per setting and chunk of 100."""
+    proc = run_snakemake(project, "-n", "--configfile", "config/paper.yaml")
+    jobs = jobs_of(proc.stdout)
+    assert jobs["baseline"] == 4  # sample d=1,2,5 + fit d=1
+    assert jobs["train"] == 3 and jobs["evaluate"] == 3  # GAN d=1,2,5, 100 replicas per job
+    figures = {j.removeprefix("plot_") for j in jobs if j.startswith("plot_")}
+    assert figures == {"fig1_camel_back", "fig2_camel_back_mse", "fig4_ring_mse",
+                       "fig5_ring_cells", "fig6_shell_mse", "fig7_shell_cells",
+                       "amplification_vs_n_generated", "amplification_vs_n_train",
+                       "gan_losses"}
+    assert "--configfile" not in proc.stderr  # no warning about merged config files
 
 
 def test_bad_config_stops_before_any_job(project):
@@ -97,14 +119,31 @@ def test_quick_run_produces_the_contract(quick_run):
         assert (res / f).is_file(), f
     table = pd.read_csv(res / "tables" / "amplification.csv")
     assert list(table.columns[: len(CONTRACT_COLUMNS)]) == CONTRACT_COLUMNS
-    fit = table[(table["generator"] == "fit")]
+    fit = table[(table["generator"] == "fit") & (table["n_train"] == 100)]
     assert sorted(fit["n_quantiles"]) == [10, 20, 50] and fit["n_generated"].isna().all()
     assert (fit["n_replicas"] == 100).all()
+    # the GAN ran in every dimension, with its asymptotic rows
+    gan = table[table["generator"] == "gan"]
+    assert set(gan["dim"]) == {1, 2, 5} and (gan["n_generated"] == np.inf).any()
+    assert (gan["n_replicas"] + gan["n_failed"] == 8).all()
     # per-replica files sit in one folder per (target, d, n_train, generator, seed)
     seeds = sorted(p for p in res.glob("replicas/gaussian_shell-d1/n100/fit-*/seed*") if p.is_dir())
     assert len(seeds) == 100
     assert {p.name for p in seeds[0].iterdir()} == {"status.json", "mse.csv", "fit.json"}
     assert ganplify_main(["verify", str(res)]) == 0
+
+
+def test_report_holds_every_figure(quick_run):
+    report = quick_run / "results" / "quick" / "report.html"
+    run_snakemake(quick_run, "--report", str(report))
+    html = report.read_text(errors="replace")
+    from ganplify import config as cfg
+    from ganplify.figures import planned
+
+    for name in planned(cfg.load(quick_run / "results" / "quick" / "config.yaml")):
+        assert f"{name}.png" in html, name
+    # the report is allowed in a results folder and does not break verification
+    assert ganplify_main(["verify", str(quick_run / "results" / "quick")]) == 0
 
 
 def test_rerun_does_nothing(quick_run):
@@ -141,3 +180,10 @@ def test_verify_catches_altered_missing_and_foreign_files(quick_run, tmp_path, c
     assert "tables/amplification.csv: altered" in err
     assert "figures/notes.txt: foreign file" in err
     assert "seed7/fit.json: missing" in err
+
+
+def test_summary_prints_the_table(quick_run, capsys):
+    assert ganplify_main(["summary", str(quick_run / "results" / "quick"),
+                          "--generator", "fit"]) == 0
+    out = capsys.readouterr().out
+    assert "amplification" in out and "fit" in out and "gan" not in out

@@ -51,6 +51,15 @@ def _first(config: Mapping, dim: int, axis: str) -> int:
     return min(cfg.axes(config, dim)[axis])
 
 
+# The paper's training sizes; a figure of one setting shows this one when the study has it.
+PAPER_N_TRAIN = {1: 100, 2: 100, 5: 500}
+
+
+def _n_train(config: Mapping, dim: int) -> int:
+    sizes = cfg.axes(config, dim)["n_train"]
+    return PAPER_N_TRAIN[dim] if PAPER_N_TRAIN.get(dim) in sizes else min(sizes)
+
+
 def _first_seed(config: Mapping, dim: int) -> int:
     return cfg.replica_seeds(config, dim, "sample")[0]
 
@@ -94,7 +103,7 @@ def _fig1(results: Path, config: Mapping, table, stem: Path) -> list[Path]:
     from ganplify import plots, study
     from ganplify.targets import make_target
 
-    n_train = _first(config, 1, "n_train")
+    n_train = _n_train(config, 1)
     seed = _first_seed(config, 1)
     fit_values = None
     fit = _setting(config, 1, n_train, "fit")
@@ -114,7 +123,7 @@ def _mse(dim: int, title: str, panels: Callable[[Mapping], list[tuple[str, int]]
     def draw(results: Path, config: Mapping, table, stem: Path) -> list[Path]:
         from ganplify import plots
 
-        n_train = _first(config, dim, "n_train")
+        n_train = _n_train(config, dim)
         return plots.mse_figure(table, stem, dim=dim, n_train=n_train, panels=panels(config),
                                 title=f"{title}, $n_{{train}}$ = {n_train}")
 
@@ -138,7 +147,7 @@ def _fig5(results: Path, config: Mapping, table, stem: Path) -> list[Path]:
 
     target = make_target(config["target"], 2)
     q = 7 if 7 in cfg.axes(config, 2)["joint"] else _first(config, 2, "joint")
-    n_train = _first(config, 2, "n_train")
+    n_train = _n_train(config, 2)
     seed = _first_seed(config, 2)
     counter = CellCounter(target, [Binning("joint", q, 2)])
     train = study.training_set(target, n_train, seed)
@@ -157,7 +166,7 @@ def _fig7(results: Path, config: Mapping, table, stem: Path) -> list[Path]:
 
     from ganplify import plots
 
-    n_train = _first(config, 5, "n_train")
+    n_train = _n_train(config, 5)
     fine = [q for q in sorted(cfg.axes(config, 5)["joint"]) if q >= 4]
     fig, axes = plt.subplots(1, len(fine) + 1, figsize=(4.6 * (len(fine) + 1), 3.8),
                              squeeze=False)
@@ -213,7 +222,8 @@ FIGURES: dict[str, Figure] = {
     "fig4_ring_mse": Figure(_has_dim(2), _mse(2, "ring", _projected_and_joint(2, sorted))),
     "fig5_ring_cells": Figure(lambda c: _has_dim(2)(c) and bool(cfg.axes(c, 2)["joint"]), _fig5),
     "fig6_shell_mse": Figure(
-        _has_dim(5), _mse(5, "spherical shell", _projected_and_joint(5, lambda qs: qs[:1]))
+        _has_dim(5),
+        _mse(5, "spherical shell", _projected_and_joint(5, lambda qs: [3] if 3 in qs else qs[:1])),
     ),
     "fig7_shell_cells": Figure(
         lambda c: _has_dim(5)(c) and any(q >= 4 for q in cfg.axes(c, 5)["joint"]), _fig7

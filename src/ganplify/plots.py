@@ -235,6 +235,10 @@ def amplification_vs_n_train_figure(table: pd.DataFrame, stem: str | Path) -> li
     One panel per (dim, binning); a line per generator with its bootstrap interval.
     """
     own = _asymptotic_or_exact(table[table["generator"] != "sample"])
+    # dimensions with a training-size scan; all of them when none has one
+    scanned = [d for d, g in own.groupby("dim") if g["n_train"].nunique() > 1]
+    if scanned:
+        own = own[own["dim"].isin(scanned)]
     panels = sorted({(d, b, q) for d, b, q in own[["dim", "binning", "n_quantiles"]]
                      .itertuples(index=False)}, key=lambda p: (p[0], p[1] == "joint", p[1], p[2]))
     cols = min(max(len(panels), 1), 4)
@@ -250,6 +254,9 @@ def amplification_vs_n_train_figure(table: pd.DataFrame, stem: str | Path) -> li
                         color=_color(gen, i), marker="o", ms=4, capsize=2, label=_label(gen))
         ax.axhline(1.0, color="0.4", ls="--", lw=0.8)
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.set_xticks(sorted(sel["n_train"].unique()))
+        ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
         ax.set_xlabel("training events $n_{train}$")
         ax.set_ylabel("amplification")
         ax.set_title(f"d={dim}, " + _panel_title(binning, q, dim), fontsize=9)
