@@ -9,7 +9,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 # Files a workflow run needs, copied into a temporary project folder.
-WORKFLOW_FILES = ("Snakefile", "workflow", "config", "profiles", "envs")
+WORKFLOW_FILES = ("Snakefile", "workflow", "config", "profiles", "slurm", "envs")
 
 
 def copy_project(dest: Path) -> Path:

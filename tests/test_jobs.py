@@ -126,3 +126,35 @@ def test_gan_sampler_for_figures(tmp_path):
     )
     x = draw(500, np.random.default_rng(0))
     assert x.shape == (500, 1) and np.all(np.isfinite(x))
+
+
+def test_status_names_done_in_progress_failed_and_missing_replicas(tmp_path):
+    from ganplify import status
+    from ganplify.results import write_json
+
+    config = tiny_config(dims={1: {"quantiles": [10]}})
+    (chunk,) = gan_chunks(config, 1)
+    rdir = {s: tmp_path / chunk.setting.replica_dir(s) for s in chunk.seeds}
+    before = status.replica_states(tmp_path, [chunk])
+    assert [st.state for st in before] == ["missing"] * 3 and status.incomplete(before)
+
+    jobs.run_train(chunk.spec("train"), tmp_path, tmp_path / chunk.trained_flag)
+    trained = status.replica_states(tmp_path, [chunk])
+    assert {st.state for st in trained} == {"trained"}
+    jobs.run_evaluate(chunk.spec(), tmp_path, tmp_path / chunk.evaluated_flag)
+    assert {st.state for st in status.replica_states(tmp_path, [chunk])} == {"done"}
+
+    # seed 1 diverged (final), seed 2 only has a checkpoint (an interrupted job)
+    failed = json.loads((rdir[1] / "status.json").read_text())
+    write_json(rdir[1] / "status.json", {**failed, "status": "failed",
+                                         "reason": "loss is nan at epoch 2"})
+    (rdir[2] / "status.json").unlink()
+    write_json(rdir[2] / "checkpoint.json", {"epoch": 2})
+    (tmp_path / chunk.evaluated_flag).unlink()
+    states = {st.seed: st for st in status.replica_states(tmp_path, [chunk])}
+    assert states[0].state == "done"
+    assert states[1].state == "failed" and "nan" in states[1].reason
+    assert states[2].state == "in progress" and "checkpoint at epoch 2 of 3" in states[2].reason
+    lines = status.summary_lines(list(states.values()))
+    assert any(line.endswith("seed2: in progress (checkpoint at epoch 2 of 3)") for line in lines)
+    assert status.incomplete(list(states.values()))

@@ -237,6 +237,15 @@ def cmd_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    from ganplify import status
+
+    results = Path(args.results)
+    states = status.study_status(results, _study_config(results), args.workdir)
+    print("\n".join(status.summary_lines(states)))
+    return 1 if status.incomplete(states) else 0
+
+
 def cmd_merge(args: argparse.Namespace) -> int:
     from ganplify.merge import merge
 
@@ -325,6 +334,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("results", type=Path)
     p.add_argument("--generator", action="append", help="only these generators (repeatable)")
 
+    p = add("status", cmd_status, "list done, failed, in-progress and missing replicas "
+            "with reasons (exit 1 while some still have to run)")
+    p.add_argument("results", type=Path)
+    p.add_argument("--workdir", type=Path, default=Path("."),
+                   help="where Snakemake ran (for .snakemake/slurm_logs; default .)")
+
     p = add("merge", cmd_merge, "merge results folders of one study made with other seeds")
     p.add_argument("sources", nargs="+", type=Path, help="results folders to merge")
     p.add_argument("--into", required=True, type=Path, help="results/<new study>")
@@ -352,6 +367,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (cfg.ConfigError, UsageError, ResultsError, JobError, SpecError) as exc:
         print(f"ganplify {args.command}: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except BrokenPipeError:  # output piped into `head`
+        sys.stderr.close()
+        return 0
+    except OSError as exc:  # a full disk, a path that is not writable: say so in one line
+        print(f"ganplify {args.command}: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -267,15 +267,10 @@ def all_binnings(chunks: Sequence[Chunk]) -> list[Binning]:
     return sorted({b for c in chunks for b in c.binnings})
 
 
-# Seconds per replica-step (one D and one G step, batch 10) on the slowest device we plan for
-# (a 2-core CPU at its best ensemble size, ~10 ms at d=1); a GPU is far faster.
-SECONDS_PER_REPLICA_STEP = 0.02
+def train_minutes(config: Mapping, chunk: Chunk) -> int:
+    """Time limit of a chunk's training job (see ganplify.slurm.train_minutes)."""
+    from ganplify.slurm import train_minutes as minutes
 
-
-def train_minutes(chunk: Chunk, overhead_minutes: float = 10.0) -> int:
-    """Time limit of a training job: steps x replicas x a conservative cost per step."""
     opts = chunk.setting.options
-    epochs = int(opts.get("epochs", 1))
-    steps = epochs * max(1, chunk.setting.n_train // int(opts.get("batch_size", 10)))
-    seconds = steps * len(chunk.seeds) * SECONDS_PER_REPLICA_STEP * max(1.0, chunk.setting.dim / 2)
-    return int(overhead_minutes + seconds / 60.0)
+    steps = max(1, chunk.setting.n_train // int(opts.get("batch_size", 10)))
+    return minutes(config, int(opts.get("epochs", 1)), steps, len(chunk.seeds), chunk.setting.dim)

@@ -13,10 +13,10 @@ rule baseline:
         results=results_root,
     log:
         f"{RESULTS}/logs/baseline/{{setting}}/{{chunk}}.eval-{{ehash}}.log",
-    threads: 1
+    threads: rule_threads("baseline")
     resources:
-        mem_mb=2000,
-        runtime=30,
+        **rule_resources("baseline"),
+        runtime=STUDY["resources"]["baseline"]["minutes"],
     conda:
         "../../envs/ganplify.yaml"
     shell:

@@ -4,10 +4,12 @@ import json
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
+from snakemake.logging import logger
 
 from ganplify import config as gconfig
 from ganplify import figures as gfigures
 from ganplify import generators as ggenerators
+from ganplify import slurm as gslurm
 from ganplify import study as gstudy
 
 try:
@@ -64,9 +66,40 @@ def train_spec_json(wildcards):
     return json.dumps(chunk_of(wildcards).spec("train"), separators=(",", ":"))
 
 
-def train_runtime(wildcards):
-    """Minutes a training job may take (SLURM time limit): see ganplify.study.train_minutes."""
-    return gstudy.train_minutes(chunk_of(wildcards))
+def train_minutes(wildcards):
+    """Time limit of a training job (minutes): see resources.train in the config schema."""
+    return gstudy.train_minutes(STUDY, chunk_of(wildcards))
+
+
+def rule_resources(rule):
+    """Resource keywords of a rule's jobs (GPU, partition, account; see ganplify.slurm)."""
+    return {k: v for k, v in gslurm.job_resources(STUDY, rule).items() if k != "runtime"}
+
+
+def rule_threads(rule):
+    return STUDY["resources"][rule]["cpus"]
+
+
+onstart:
+    # Before any job of a real run on SLURM: fail fast, with one message, when the cluster
+    # cannot run the study as configured (see ganplify.slurm.preflight).
+    if getattr(workflow.executor_plugin, "name", None) == "slurm" and workflow.is_main_process:
+        if not gslurm.normalise_plugin_job_states():
+            logger.warning("ganplify: could not patch the SLURM plugin's status query; a job "
+                           "cancelled with scancel may leave this run waiting")
+        try:
+            gslurm.preflight(
+                STUDY,
+                [r for r in gslurm.RULES if any(rule_of(c) == r for c in CHUNKS)],
+                workflow.executor_settings.status_command,
+                max((gstudy.train_minutes(STUDY, c) for c in CHUNKS), default=60),
+            )
+        except gslurm.SlurmError as exc:
+            raise WorkflowError(f"SLURM preflight: {exc}") from None
+
+
+def rule_of(chunk):
+    return "train" if ggenerators.get(chunk.setting.generator).neural else "baseline"
 
 
 def evaluated_flags():

@@ -15,10 +15,10 @@ rule evaluate:
         results=results_root,
     log:
         f"{RESULTS}/logs/evaluate/{{setting}}/{{chunk}}.eval-{{ehash}}.log",
-    threads: 2
+    threads: rule_threads("evaluate")
     resources:
-        mem_mb=4000,
-        runtime=60,
+        **rule_resources("evaluate"),
+        runtime=STUDY["resources"]["evaluate"]["minutes"],
     conda:
         "../../envs/ganplify.yaml"
     shell:

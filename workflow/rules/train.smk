@@ -14,10 +14,10 @@ rule train:
         results=results_root,
     log:
         f"{RESULTS}/logs/train/{{setting}}/{{chunk}}.log",
-    threads: 2
+    threads: rule_threads("train")
     resources:
-        mem_mb=8000,
-        runtime=train_runtime,
+        **rule_resources("train"),
+        runtime=train_minutes,
     conda:
         "../../envs/ganplify.yaml"
     shell:
