@@ -121,8 +121,7 @@ def test_gan_sampler_for_figures(tmp_path):
     (chunk,) = gan_chunks(config, 1)
     jobs.run_train(chunk.spec("train"), tmp_path, tmp_path / chunk.trained_flag)
     draw = generators.get("gan").load_sampler(
-        chunk.setting.make_target(), tmp_path / chunk.setting.replica_dir(0),
-        dict(chunk.setting.options),
+        chunk.setting, 0, tmp_path / chunk.setting.replica_dir(0)
     )
     x = draw(500, np.random.default_rng(0))
     assert x.shape == (500, 1) and np.all(np.isfinite(x))

@@ -85,13 +85,13 @@ def test_dry_run_of_the_paper_config(project):
     """The paper's protocol builds its full DAG: one job per setting and chunk of 100."""
     proc = run_snakemake(project, "-n", "--configfile", "config/paper.yaml")
     jobs = jobs_of(proc.stdout)
-    assert jobs["baseline"] == 4  # sample d=1,2,5 + fit d=1
+    assert jobs["baseline"] == 10  # sample, bootstrap, kde in d=1,2,5 + fit d=1
     assert jobs["train"] == 3 and jobs["evaluate"] == 3  # GAN d=1,2,5, 100 replicas per job
     figures = {j.removeprefix("plot_") for j in jobs if j.startswith("plot_")}
     assert figures == {"fig1_camel_back", "fig2_camel_back_mse", "fig4_ring_mse",
                        "fig5_ring_cells", "fig6_shell_mse", "fig7_shell_cells",
                        "amplification_vs_n_generated", "amplification_vs_n_train",
-                       "gan_losses"}
+                       "gan_losses", "league", "effective_parameters"}
     assert "--configfile" not in proc.stderr  # no warning about merged config files
 
 

@@ -29,8 +29,11 @@ CONTRACT_COLUMNS = [
 ]
 # Added after the contract's columns: replicas left out because they failed; replicas kept in
 # the mean although their generated spread collapsed; the median of per-replica amplification;
-# the smallest n_generated whose amplification is within `saturation` of the asymptote.
-EXTRA_COLUMNS = ["n_failed", "n_collapsed", "amplification_median", "n_saturation"]
+# the smallest n_generated whose amplification is within `saturation` of the asymptote;
+# the effective number of parameters (n_cells - 1) / amplification of exact and asymptotic
+# rows (a fit with k parameters approaches k as the cells get finer).
+EXTRA_COLUMNS = ["n_failed", "n_collapsed", "amplification_median", "n_saturation",
+                 "n_params_eff"]
 AMPLIFICATION_COLUMNS = CONTRACT_COLUMNS + EXTRA_COLUMNS
 
 REPLICA_COLUMNS = [
@@ -144,6 +147,10 @@ def _summary_row(key, n_generated, values, counts, n_boot, interval, rng) -> dic
         **counts,
         "amplification_median": float(np.median(qt.amplification(values, n_cells, n_train))),
         "n_saturation": np.nan,
+        # only where the amplification is the generator's own (exact or asymptotic): at
+        # finite n_generated it mixes in the sampling noise of the generated events
+        "n_params_eff": (n_cells - 1) * n_train / n_eq
+        if (np.isnan(n_generated) or np.isinf(n_generated)) and n_eq > 0 else np.nan,
     }
 
 

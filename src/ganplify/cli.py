@@ -60,7 +60,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     chunks = study.plan(config)
     print(f"{args.config}: valid; study {config['study']!r} -> results/{config['study']}/")
     for s in study.settings(config):
-        print(f"  d={s.dim} n_train={s.n_train} {s.generator:<8} {s.relpath}")
+        print(f"  d={s.dim} n_train={s.n_train} {s.generator:<9} {s.relpath}")
     print(f"  {len(chunks)} replica jobs, {config['seeds']['count']} replicas per setting")
     return 0
 

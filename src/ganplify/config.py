@@ -116,7 +116,7 @@ def _message(error: jsonschema.ValidationError, root: dict) -> str:
         return f"{key}: key {error.instance!r} is not allowed; allowed: {sub['description']}"
     sub = _subschema(root, parts)
     allowed = sub.get("description")
-    if error.validator == "enum":
+    if error.validator == "enum" and "oneOf" not in error.absolute_schema_path:
         allowed = f"one of {', '.join(map(str, error.validator_value))}"
     got = repr(error.instance)
     if len(got) > 60:

@@ -90,8 +90,7 @@ def _model_sample(results: Path, config: Mapping, dim: int, n_train: int, seed: 
         setting = _setting(config, dim, n_train, name)
         if setting is None or not _done(results, setting, seed):
             continue
-        target = setting.make_target()
-        draw = gen.load_sampler(target, results / setting.replica_dir(seed), dict(setting.options))
+        draw = gen.load_sampler(setting, seed, results / setting.replica_dir(seed))
         return name, draw(n, study.evaluation_rng(seed, setting))
     return None
 
@@ -213,6 +212,18 @@ def _losses(results: Path, config: Mapping, table, stem: Path) -> list[Path]:
     return plots.loss_figure(stem, histories)
 
 
+def _league(results: Path, config: Mapping, table, stem: Path) -> list[Path]:
+    from ganplify import plots
+
+    return plots.league_figure(table, stem)
+
+
+def _effective_parameters(results: Path, config: Mapping, table, stem: Path) -> list[Path]:
+    from ganplify import plots
+
+    return plots.effective_parameters_figure(table, stem)
+
+
 FIGURES: dict[str, Figure] = {
     "fig1_camel_back": Figure(_has_dim(1), _fig1),
     "fig2_camel_back_mse": Figure(
@@ -231,6 +242,8 @@ FIGURES: dict[str, Figure] = {
     "amplification_vs_n_generated": Figure(_has_generator(_is_model), _vs_events),
     "amplification_vs_n_train": Figure(_has_generator(_is_model), _vs_n_train),
     "gan_losses": Figure(_has_generator(lambda g: g == "gan"), _losses),
+    "league": Figure(_has_generator(_is_model), _league),
+    "effective_parameters": Figure(_has_generator(_is_model), _effective_parameters),
 }
 
 

@@ -21,8 +21,10 @@ from ganplify import quantiles as qt
 from ganplify.baselines import mixture_logpdf
 from ganplify.targets import GaussianShell
 
-COLORS = {"sample": "tab:blue", "fit": "tab:green", "gan": "tab:orange"}
-LABELS = {"sample": "sample", "fit": "5-parameter fit", "gan": "GAN"}
+COLORS = {"sample": "tab:blue", "fit": "tab:green", "gan": "tab:orange",
+          "bootstrap": "tab:gray", "kde": "tab:purple"}
+LABELS = {"sample": "sample", "fit": "5-parameter fit", "gan": "GAN",
+          "bootstrap": "bootstrap", "kde": "KDE"}
 
 
 def save(fig: plt.Figure, stem: str | Path) -> list[Path]:
@@ -35,6 +37,12 @@ def save(fig: plt.Figure, stem: str | Path) -> list[Path]:
     fig.savefig(paths[1], bbox_inches="tight", metadata={"CreationDate": None})
     plt.close(fig)
     return paths
+
+
+def _binning_name(binning: str) -> str:
+    if binning == "joint":
+        return "joint cells"
+    return {"x": "$x$", "r": "$r$"}.get(binning, f"$\\varphi_{{{binning[3:]}}}$")
 
 
 def _panel_title(binning: str, n_quantiles: int, dim: int) -> str:
@@ -268,6 +276,107 @@ def amplification_vs_n_train_figure(table: pd.DataFrame, stem: str | Path) -> li
         axes[0, 0].set_visible(True)
         axes[0, 0].text(0.5, 0.5, "no generator besides the sample baseline",
                         ha="center", va="center", transform=axes[0, 0].transAxes)
+    fig.tight_layout()
+    return save(fig, stem)
+
+
+def _binning_order(row: tuple) -> tuple:
+    dim, binning, q = row
+    return (dim, binning == "joint", binning, q)
+
+
+def _own_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """Every generator's own (asymptotic or exact) rows, without the sample baseline."""
+    return _asymptotic_or_exact(table[table["generator"] != "sample"])
+
+
+def _log_axis(axis, set_scale) -> None:
+    """Log scale with plain numbers as tick labels."""
+    set_scale("log")
+    axis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    axis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+
+
+def league_figure(table: pd.DataFrame, stem: str | Path) -> list[Path]:
+    """The league table: every generator's amplification (asymptotic, or exact for the fit)
+    with its bootstrap interval, one row per binning, one panel per (dim, n_train)."""
+    own = _own_rows(table)
+    panels = sorted({(d, n) for d, n in own[["dim", "n_train"]].itertuples(index=False)})
+    gens = sorted(own["generator"].unique())
+    heights = [max(1, own[(own["dim"] == d) & (own["n_train"] == n)]
+                   [["binning", "n_quantiles"]].drop_duplicates().shape[0]) for d, n in panels]
+    fig, axes = plt.subplots(
+        max(len(panels), 1), 1, figsize=(7.0, 1.0 + 0.45 * max(sum(heights), 1)
+                                          * (1 + 0.15 * len(gens))),
+        squeeze=False, gridspec_kw={"height_ratios": heights or [1]},
+    )
+    for ax, (dim, n_train) in zip(axes[:, 0], panels, strict=False):
+        sel = own[(own["dim"] == dim) & (own["n_train"] == n_train)]
+        bins = sorted({(dim, b, q) for b, q in sel[["binning", "n_quantiles"]]
+                       .itertuples(index=False)}, key=_binning_order)
+        step = 0.8 / max(len(gens), 1)
+        for i, gen in enumerate(gens):
+            for j, (_, binning, q) in enumerate(bins):
+                row = sel[(sel["generator"] == gen) & (sel["binning"] == binning)
+                          & (sel["n_quantiles"] == q)]
+                if row.empty:
+                    continue
+                r = row.iloc[0]
+                y = j - 0.4 + step * (i + 0.5)
+                ax.errorbar([r["amplification"]], [y],
+                            xerr=[[r["amplification"] - r["amplification_lo"]],
+                                  [r["amplification_hi"] - r["amplification"]]],
+                            color=_color(gen, i), marker="o", ms=4, capsize=2,
+                            label=f"{_label(gen)} ({int(r['n_replicas'])} replicas)"
+                            if j == 0 else None)
+        ax.axvline(1.0, color="0.4", ls="--", lw=0.8)
+        _log_axis(ax.xaxis, ax.set_xscale)
+        ax.set_yticks(range(len(bins)))
+        ax.set_yticklabels([_panel_title(b, q, dim) for _, b, q in bins], fontsize=8)
+        ax.set_ylim(len(bins) - 0.5, -0.5)  # first binning on top
+        ax.set_title(f"d={dim}, n_train={n_train}", fontsize=9)
+        ax.grid(True, axis="x", alpha=0.3)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    axes[-1, 0].set_xlabel("amplification (asymptotic; exact for the fit)")
+    fig.tight_layout()
+    return save(fig, stem)
+
+
+def effective_parameters_figure(table: pd.DataFrame, stem: str | Path) -> list[Path]:
+    """Effective number of parameters (K - 1) / amplification against the number of cells K,
+    per generator; one panel per (dim, n_train), projected and joint binnings together. A
+    fit with k parameters approaches k as K grows."""
+    own = _own_rows(table).dropna(subset=["n_params_eff"])
+    panels = sorted({(d, n) for d, n in own[["dim", "n_train"]].itertuples(index=False)})
+    cols = min(max(len(panels), 1), 4)
+    rows_n = int(np.ceil(max(len(panels), 1) / cols))
+    fig, axes = plt.subplots(rows_n, cols, figsize=(3.8 * cols, 3.2 * rows_n), squeeze=False)
+    for ax, (dim, n_train) in zip(axes.flat, panels, strict=False):
+        sel = own[(own["dim"] == dim) & (own["n_train"] == n_train)]
+        binnings = sorted(sel["binning"].unique(), key=lambda b: (b == "joint", b))
+        markers = dict(zip(binnings, "osD^v<>p*h", strict=False))
+        for i, (gen, rows) in enumerate(sel.groupby("generator", sort=True)):
+            for binning, part in rows.groupby("binning", sort=False):
+                part = part.sort_values("n_cells")
+                k = part["n_cells"] - 1
+                ax.errorbar(part["n_cells"], part["n_params_eff"],
+                            yerr=[part["n_params_eff"] - k / part["amplification_hi"],
+                                  k / part["amplification_lo"] - part["n_params_eff"]],
+                            color=_color(gen, i), marker=markers.get(binning, "o"), ms=4,
+                            capsize=2, ls=":" if binning == "joint" else "-",
+                            label=_label(gen) if len(binnings) == 1
+                            else f"{_label(gen)}, {_binning_name(binning)}")
+        if (sel["generator"] == "fit").any():
+            ax.axhline(5, color=COLORS["fit"], ls="--", lw=0.8, label="5 fit parameters")
+        _log_axis(ax.xaxis, ax.set_xscale)
+        _log_axis(ax.yaxis, ax.set_yscale)
+        ax.set_xlabel("cells $K$")
+        ax.set_ylabel("$(K - 1)$ / amplification")
+        ax.set_title(f"d={dim}, n_train={n_train}", fontsize=9)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=6)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.set_visible(False)
     fig.tight_layout()
     return save(fig, stem)
 
