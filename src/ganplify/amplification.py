@@ -31,9 +31,12 @@ CONTRACT_COLUMNS = [
 # the mean although their generated spread collapsed; the median of per-replica amplification;
 # the smallest n_generated whose amplification is within `saturation` of the asymptote;
 # the effective number of parameters (n_cells - 1) / amplification of exact and asymptotic
-# rows (a fit with k parameters approaches k as the cells get finer).
+# rows (a fit with k parameters approaches k as the cells get finer); the stricter measure of
+# the Matchev-Shyamsundar robustness test (`quantiles.robust_factor`): the median over replicas
+# of the largest N_required whose generated histogram passes a chi-square test against the
+# truth with the errors of N_required events, and that over n_train (exact and asymptotic rows).
 EXTRA_COLUMNS = ["n_failed", "n_collapsed", "amplification_median", "n_saturation",
-                 "n_params_eff"]
+                 "n_params_eff", "n_robust", "amplification_robust"]
 AMPLIFICATION_COLUMNS = CONTRACT_COLUMNS + EXTRA_COLUMNS
 
 REPLICA_COLUMNS = [
@@ -122,7 +125,8 @@ def bootstrap_means(values: np.ndarray, n_boot: int, rng: np.random.Generator) -
     return values[idx].mean(axis=1)
 
 
-def _summary_row(key, n_generated, values, counts, n_boot, interval, rng) -> dict:
+def _summary_row(key, n_generated, values, counts, n_boot, interval, rng,
+                 robust_cl: float = 0.95) -> dict:
     target, dim, n_train, generator, binning, n_quantiles, n_cells = key
     mean = float(np.mean(values))
     std = float(np.std(values, ddof=1)) if len(values) > 1 else float("nan")
@@ -133,6 +137,11 @@ def _summary_row(key, n_generated, values, counts, n_boot, interval, rng) -> dic
     else:
         mse_lo = mse_hi = float("nan")
     n_eq = float(qt.n_equiv(mean, n_cells))
+    # the generator's own precision (exact, or asymptotic): finite n_generated rows mix in the
+    # generated events' sampling noise
+    own = bool(np.isnan(n_generated) or np.isinf(n_generated))
+    n_robust = (float(np.median(qt.n_equiv(values, n_cells))
+                      * qt.robust_factor(n_cells, robust_cl)) if own else np.nan)
     # N_equiv falls as the MSE rises: the upper MSE bound gives the lower N_equiv bound
     n_lo = float(qt.n_equiv(mse_hi, n_cells)) if np.isfinite(mse_hi) else float("nan")
     n_hi = float(qt.n_equiv(mse_lo, n_cells)) if np.isfinite(mse_lo) else float("nan")
@@ -147,10 +156,9 @@ def _summary_row(key, n_generated, values, counts, n_boot, interval, rng) -> dic
         **counts,
         "amplification_median": float(np.median(qt.amplification(values, n_cells, n_train))),
         "n_saturation": np.nan,
-        # only where the amplification is the generator's own (exact or asymptotic): at
-        # finite n_generated it mixes in the sampling noise of the generated events
-        "n_params_eff": (n_cells - 1) * n_train / n_eq
-        if (np.isnan(n_generated) or np.isinf(n_generated)) and n_eq > 0 else np.nan,
+        "n_params_eff": (n_cells - 1) * n_train / n_eq if own and n_eq > 0 else np.nan,
+        "n_robust": n_robust,
+        "amplification_robust": n_robust / n_train,
     }
 
 
@@ -181,6 +189,7 @@ def amplification_table(
     seed: int = 0,
     collapse_spread: float = 0.5,
     saturation: float = 0.1,
+    robust_cl: float = 0.95,
 ) -> pd.DataFrame:
     """The amplification table (`AMPLIFICATION_COLUMNS`) from the long MSE table.
 
@@ -204,7 +213,7 @@ def amplification_table(
         rng = np.random.default_rng([seed, stable_id(repr(tuple(map(str, key))))])
         if group["n_generated"].isna().all():  # exact generator
             rows.append(_summary_row(key, np.nan, group["mse"].to_numpy(), counts,
-                                     n_boot, interval, rng))
+                                     n_boot, interval, rng, robust_cl))
             continue
         group_rows = [
             _summary_row(key, float(n), sub["mse"].to_numpy(), counts, n_boot, interval, rng)
@@ -214,7 +223,8 @@ def amplification_table(
             n_max = group["n_generated"].max()
             last = group[group["n_generated"] == n_max]
             asym = qt.asymptotic_mse(last["mse"].to_numpy(), n_cells, float(n_max))
-            group_rows.append(_summary_row(key, np.inf, asym, counts, n_boot, interval, rng))
+            group_rows.append(_summary_row(key, np.inf, asym, counts, n_boot, interval, rng,
+                                           robust_cl))
             n_sat = saturation_point(group_rows, saturation)
             for r in group_rows:
                 r["n_saturation"] = n_sat

@@ -144,6 +144,7 @@ def cmd_aggregate(args: argparse.Namespace) -> int:
     table = amp.amplification_table(
         mse, replicas, n_boot=agg["bootstrap"], interval=agg["interval"], seed=agg["seed"],
         collapse_spread=agg["collapse_spread"], saturation=agg["saturation"],
+        robust_cl=agg["robust_cl"],
     )
     table["n_generated"] = amp.format_counts(table["n_generated"])
     (results / "tables").mkdir(exist_ok=True)

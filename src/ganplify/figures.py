@@ -224,6 +224,12 @@ def _effective_parameters(results: Path, config: Mapping, table, stem: Path) -> 
     return plots.effective_parameters_figure(table, stem)
 
 
+def _robustness(results: Path, config: Mapping, table, stem: Path) -> list[Path]:
+    from ganplify import plots
+
+    return plots.robustness_figure(table, stem, config["aggregate"]["robust_cl"])
+
+
 FIGURES: dict[str, Figure] = {
     "fig1_camel_back": Figure(_has_dim(1), _fig1),
     "fig2_camel_back_mse": Figure(
@@ -244,6 +250,7 @@ FIGURES: dict[str, Figure] = {
     "gan_losses": Figure(_has_generator(lambda g: g == "gan"), _losses),
     "league": Figure(_has_generator(_is_model), _league),
     "effective_parameters": Figure(_has_generator(_is_model), _effective_parameters),
+    "robustness": Figure(_has_generator(_is_model), _robustness),
 }
 
 

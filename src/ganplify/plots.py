@@ -381,6 +381,39 @@ def effective_parameters_figure(table: pd.DataFrame, stem: str | Path) -> list[P
     return save(fig, stem)
 
 
+def robustness_figure(table: pd.DataFrame, stem: str | Path, cl: float) -> list[Path]:
+    """The Matchev-Shyamsundar robustness test against the MSE measure: per generator, the
+    amplification (solid) and the robust amplification N_robust / n_train (dashed) against the
+    number of cells, one panel per (dim, n_train)."""
+    own = _own_rows(table).dropna(subset=["amplification_robust"])
+    panels = sorted({(d, n) for d, n in own[["dim", "n_train"]].itertuples(index=False)})
+    cols = min(max(len(panels), 1), 4)
+    rows_n = int(np.ceil(max(len(panels), 1) / cols))
+    fig, axes = plt.subplots(rows_n, cols, figsize=(3.8 * cols, 3.2 * rows_n), squeeze=False)
+    for ax, (dim, n_train) in zip(axes.flat, panels, strict=False):
+        sel = own[(own["dim"] == dim) & (own["n_train"] == n_train)]
+        for i, (gen, rows) in enumerate(sel.groupby("generator", sort=True)):
+            # one point per K: the projected binning with most replicas, else joint
+            rows = rows.sort_values(["n_cells", "binning"]).groupby("n_cells").first()
+            color = _color(gen, i)
+            ax.plot(rows.index, rows["amplification"], color=color, marker="o", ms=3,
+                    label=f"{_label(gen)}: MSE")
+            ax.plot(rows.index, rows["amplification_robust"], color=color, marker="v", ms=3,
+                    ls="--", label=f"{_label(gen)}: $\\chi^2$ at {cl:.0%}")
+        ax.axhline(1.0, color="0.4", ls=":", lw=0.8)
+        _log_axis(ax.xaxis, ax.set_xscale)
+        _log_axis(ax.yaxis, ax.set_yscale)
+        ax.set_xlabel("cells $K$")
+        ax.set_ylabel("amplification")
+        ax.set_title(f"d={dim}, n_train={n_train}", fontsize=9)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=6)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.set_visible(False)
+    fig.tight_layout()
+    return save(fig, stem)
+
+
 def amplification_vs_quantiles_panel(
     ax: plt.Axes, table: pd.DataFrame, *, dim: int, n_train: int
 ) -> None:
