@@ -1,10 +1,10 @@
-"""The sample baseline and the 5-parameter fit."""
+"""The sample baseline, the 5-parameter fit and the radial fit (d >= 2)."""
 
 import numpy as np
 import pytest
 
 from ganplify import quantiles as qt
-from ganplify.baselines import PARAMETERS, fit_camel_back, mixture_cdf
+from ganplify.baselines import PARAMETERS, fit_camel_back, fit_radius, mixture_cdf
 from ganplify.evaluation import draw_in_chunks, prefix_mse
 from ganplify.generators import Fit, ReplicaFit
 from ganplify.study import training_set
@@ -88,3 +88,29 @@ def test_fit_generator_probabilities_are_the_mixture_integrals():
     # the truth's own parameters give exactly uniform cells
     exact = Fit().probabilities(target, ReplicaFit(0, True, "", {"values": TRUTH}), counter)[0]
     np.testing.assert_allclose(exact, 0.1, atol=1e-12)
+
+
+@pytest.mark.parametrize("dim", [2, 5])
+def test_radial_fit_recovers_the_shell_and_its_cells(dim):
+    """The 2-parameter fit of |x| recovers mu = 4, sigma = 1 within 4 errors; its joint cell
+    probabilities are the radial bins' times (1/q)^(d-1), the angles being taken as known."""
+    x = training_set(GaussianShell(dim), 20_000, seed=6)
+    result = fit_radius(x)
+    assert result.ok, result.reason
+    assert abs(result.values["mu"] - 4.0) < 4 * result.errors["mu"]
+    assert abs(result.values["sigma"] - 1.0) < 4 * result.errors["sigma"]
+    target = GaussianShell(dim)
+    counter = qt.CellCounter(target, [qt.Binning("r", 10, dim), qt.Binning("phi1", 10, dim),
+                                      qt.Binning("joint", 3, dim)])
+    fit = ReplicaFit(6, info=result.to_json())
+    p_r, p_phi, p_joint = Fit().probabilities(target, fit, counter)
+    assert np.allclose(p_phi, 0.1, rtol=1e-12)
+    assert qt.n_equiv(qt.mse(p_phi), 10) == np.inf  # exact by construction
+    radial = Fit().probabilities(target, fit, qt.CellCounter(target, [qt.Binning("r", 3, dim)]))[0]
+    assert np.allclose(p_joint.reshape(3, -1), radial[:, None] / 3 ** (dim - 1))
+    assert p_r.sum() == pytest.approx(1.0) and abs(p_r - 0.1).max() < 0.01
+
+
+def test_radial_fit_failures_carry_a_reason():
+    assert "at least 3" in fit_radius(np.zeros((2, 2))).reason
+    assert "identical" in fit_radius(np.ones((10, 3))).reason

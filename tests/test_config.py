@@ -101,8 +101,6 @@ BAD = [
     ("absolute study path", lambda c: c.update(study="/tmp/x"), ["study"]),
     ("unknown generator", lambda c: c["dims"][1].update(generators=["vae"]),
      ["dims.1.generators", "'vae'", "sample"]),
-    ("fit in 2D", lambda c: c["dims"][2].update(generators=["sample", "fit"]),
-     ["dims.2.generators", "'fit'", "d=2"]),
     ("wrong type", lambda c: c["seeds"].update(count="ten"), ["seeds.count", "'ten'"]),
     ("bad device", lambda c: c.update(device="gpu"), ["device", "cuda"]),
     ("bad interval", lambda c: c.update(aggregate={"interval": 1.5}), ["aggregate.interval"]),

@@ -85,7 +85,7 @@ def test_dry_run_of_the_paper_config(project):
     """The paper's protocol builds its full DAG: one job per setting and chunk of 100."""
     proc = run_snakemake(project, "-n", "--configfile", "config/paper.yaml")
     jobs = jobs_of(proc.stdout)
-    assert jobs["baseline"] == 10  # sample, bootstrap, kde in d=1,2,5 + fit d=1
+    assert jobs["baseline"] == 12  # sample, fit, bootstrap, kde in d=1,2,5
     assert jobs["train"] == 3 and jobs["evaluate"] == 3  # GAN d=1,2,5, 100 replicas per job
     figures = {j.removeprefix("plot_") for j in jobs if j.startswith("plot_")}
     assert figures == {"fig1_camel_back", "fig2_camel_back_mse", "fig4_ring_mse",
@@ -119,7 +119,7 @@ def test_quick_run_produces_the_contract(quick_run):
         assert (res / f).is_file(), f
     table = pd.read_csv(res / "tables" / "amplification.csv")
     assert list(table.columns[: len(CONTRACT_COLUMNS)]) == CONTRACT_COLUMNS
-    fit = table[(table["generator"] == "fit") & (table["n_train"] == 100)]
+    fit = table[(table["generator"] == "fit") & (table["n_train"] == 100) & (table["dim"] == 1)]
     assert sorted(fit["n_quantiles"]) == [10, 20, 50] and fit["n_generated"].isna().all()
     assert (fit["n_replicas"] == 100).all()
     # the GAN ran in every dimension, with its asymptotic rows

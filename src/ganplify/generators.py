@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ganplify.baselines import fit_camel_back, mixture_cdf
+from ganplify.baselines import fit_camel_back, fit_radius, mixture_cdf
 from ganplify.quantiles import CellCounter
 from ganplify.targets import GaussianShell
 
@@ -202,21 +202,25 @@ class Kde:
 
 
 class Fit:
-    """The 5-parameter maximum-likelihood fit of the camel back (d = 1)."""
+    """Maximum-likelihood fits: the paper's 5-parameter fit of the camel back (d = 1); beyond
+    the paper, in d >= 2, the 2-parameter fit of the radial profile with the angles taken as
+    known (uniform), the physics-informed upper reference."""
 
     name: ClassVar[str] = "fit"
     exact: ClassVar[bool] = True
     neural: ClassVar[bool] = False
-    dims: ClassVar[frozenset[int] | None] = frozenset({1})
-    description: ClassVar[str] = "5-parameter maximum-likelihood fit (iminuit)"
+    dims: ClassVar[frozenset[int] | None] = None
+    description: ClassVar[str] = ("max.-likelihood fit (iminuit): 5-parameter camel back in "
+                                  "d=1, radial profile in d>=2")
     operational: ClassVar[frozenset[str]] = frozenset({"replicas"})
 
     def fit(
         self, target: GaussianShell, train_sets: np.ndarray, seeds: Sequence[int], options: dict
     ) -> list[ReplicaFit]:
+        fit_one = fit_camel_back if target.dim == 1 else fit_radius
         out = []
         for seed, x in zip(seeds, train_sets, strict=True):
-            result = fit_camel_back(x)
+            result = fit_one(x)
             out.append(ReplicaFit(int(seed), result.ok, result.reason, result.to_json()))
         return out
 
@@ -224,7 +228,13 @@ class Fit:
         self, target: GaussianShell, replica: ReplicaFit, counter: CellCounter
     ) -> list[np.ndarray]:
         values = replica.info["values"]
-        return counter.probabilities({"x": lambda e: mixture_cdf(e, **values)})
+        if target.dim == 1:
+            return counter.probabilities({"x": lambda e: mixture_cdf(e, **values)})
+        # the fitted radius, the true angles: independent, so joint cells are products
+        fitted = GaussianShell(target.dim, mu=values["mu"], sigma=values["sigma"])
+        cdfs = {name: (lambda e, n=name: target.cdf(n, e)) for name in target.coordinates}
+        cdfs["r"] = fitted.radial_cdf
+        return counter.probabilities(cdfs)
 
 
 class Gan:

@@ -242,7 +242,7 @@ def amplification_vs_n_train_figure(table: pd.DataFrame, stem: str | Path) -> li
 
     One panel per (dim, binning); a line per generator with its bootstrap interval.
     """
-    own = _asymptotic_or_exact(table[table["generator"] != "sample"])
+    own = _own_rows(table)
     # dimensions with a training-size scan; all of them when none has one
     scanned = [d for d, g in own.groupby("dim") if g["n_train"].nunique() > 1]
     if scanned:
@@ -286,8 +286,11 @@ def _binning_order(row: tuple) -> tuple:
 
 
 def _own_rows(table: pd.DataFrame) -> pd.DataFrame:
-    """Every generator's own (asymptotic or exact) rows, without the sample baseline."""
-    return _asymptotic_or_exact(table[table["generator"] != "sample"])
+    """Every generator's own (asymptotic or exact) rows, without the sample baseline and
+    without infinite amplification (a generator exact on a binning by construction, like the
+    radial fit on the angles: nothing to draw)."""
+    own = _asymptotic_or_exact(table[table["generator"] != "sample"])
+    return own[np.isfinite(own["amplification"])]
 
 
 def _log_axis(axis, set_scale) -> None:

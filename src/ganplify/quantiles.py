@@ -196,14 +196,22 @@ def expected_sample_mse(n_cells: int | np.ndarray, n: float | np.ndarray) -> np.
     return sample_variance_term(n_cells) / np.asarray(n, dtype=np.float64)
 
 
+# Beyond this many events an MSE is round-off, not information: the cell fractions of float64
+# probabilities carry ~1e-16 relative error, so their MSE cannot resolve N_equiv ~ 1e30.
+N_EQUIV_EXACT = 1e15
+
+
 def n_equiv(mse_value: np.ndarray, n_cells: int | np.ndarray) -> np.ndarray:
     """Number of truth-sampled events with the same expected MSE: (1/K)(1 - 1/K)/MSE.
 
-    A non-positive MSE (possible for a noisy asymptotic estimate) maps to infinity.
+    A non-positive MSE (possible for a noisy asymptotic estimate) maps to infinity, and so
+    does an MSE at the level of floating-point round-off (N_equiv above `N_EQUIV_EXACT`), such
+    as that of a generator exact on a binning by construction.
     """
     m = np.asarray(mse_value, dtype=np.float64)
-    with np.errstate(divide="ignore"):
-        return np.where(m > 0, sample_variance_term(n_cells) / np.where(m > 0, m, 1.0), np.inf)
+    with np.errstate(divide="ignore", over="ignore"):
+        n = np.where(m > 0, sample_variance_term(n_cells) / np.where(m > 0, m, 1.0), np.inf)
+    return np.where(n > N_EQUIV_EXACT, np.inf, n)
 
 
 def amplification(mse_value: np.ndarray, n_cells: int | np.ndarray, n_train: int) -> np.ndarray:
