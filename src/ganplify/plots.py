@@ -75,9 +75,11 @@ def mse_panel(
     for generator, rows in sel.groupby("generator", sort=False):
         color = COLORS.get(generator, None)
         reps = int(rows["n_replicas"].max())
-        label = f"{LABELS.get(generator, generator)} ({reps} replicas)"
+        label = f"{_label(generator, dim)} ({reps} replicas)"
         if rows["n_generated"].isna().all():
             row = rows.iloc[0]
+            if not np.isfinite(row["n_equiv"]):
+                continue  # exact by construction (the radial fit on angles): MSE is round-off
             m, s = row["mse_mean"], row["mse_std"]
             ax.axhline(m, color=color, lw=1.5,
                        label=f"{label}: worth {row['n_equiv']:.0f} events")
@@ -91,7 +93,7 @@ def mse_panel(
         if len(asym):
             row = asym.iloc[0]
             ax.axhline(row["mse_mean"], color=color, ls=":", lw=1,
-                       label=f"{LABELS.get(generator, generator)} asymptote: "
+                       label=f"{_label(generator, dim)} asymptote: "
                              f"worth {row['n_equiv']:.0f} events")
     ax.set_xscale("log")
     ax.set_yscale("log")
@@ -162,7 +164,9 @@ def truth_figure(
     return save(fig, stem)
 
 
-def _label(generator: str) -> str:
+def _label(generator: str, dim: int | None = None) -> str:
+    if generator == "fit" and dim is not None and dim > 1:
+        return "radial fit (2 parameters)"
     return LABELS.get(generator, generator)
 
 
@@ -215,17 +219,23 @@ def amplification_vs_events_figure(
                 if len(curve):
                     n = curve["n_generated"].to_numpy(float)
                     ax.plot(n, curve["amplification"], color=color, marker="o", ms=3,
-                            label=_label(gen))
+                            label=_label(gen, dim))
                     ax.fill_between(n, curve["amplification_lo"], curve["amplification_hi"],
                                     color=color, alpha=0.2, lw=0)
                 for _, r in _asymptotic_or_exact(rows).iterrows():
+                    if not np.isfinite(r["amplification"]):
+                        continue  # exact by construction: nothing to draw
                     exact = pd.isna(r["n_generated"])
+                    kind = "exact" if exact else "asymptote"
                     ax.axhline(r["amplification"], color=color, ls="-" if exact else ":",
-                               lw=1, label=f"{_label(gen)} {'exact' if exact else 'asymptote'}")
-                    ax.axhspan(r["amplification_lo"], r["amplification_hi"], color=color,
-                               alpha=0.1, lw=0)
+                               lw=1, label=f"{_label(gen, dim)} {kind}")
+                    if np.isfinite(r["amplification_hi"]):
+                        ax.axhspan(r["amplification_lo"], r["amplification_hi"], color=color,
+                                   alpha=0.1, lw=0)
             ax.axhline(1.0, color="0.4", ls="--", lw=0.8)
             ax.set_xscale("log")
+            # generators differ by orders of magnitude (the radial fit on 6^5 cells: ~6000)
+            _log_axis(ax.yaxis, ax.set_yscale)
             ax.set_xlim(*x_range)
             ax.set_title(f"d={dim}, " + _panel_title(binning, q, dim), fontsize=9)
             ax.set_xlabel("generated events")
@@ -259,7 +269,7 @@ def amplification_vs_n_train_figure(table: pd.DataFrame, stem: str | Path) -> li
             ax.errorbar(rows["n_train"], rows["amplification"],
                         yerr=[rows["amplification"] - rows["amplification_lo"],
                               rows["amplification_hi"] - rows["amplification"]],
-                        color=_color(gen, i), marker="o", ms=4, capsize=2, label=_label(gen))
+                        color=_color(gen, i), marker="o", ms=4, capsize=2, label=_label(gen, dim))
         ax.axhline(1.0, color="0.4", ls="--", lw=0.8)
         ax.set_xscale("log")
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
@@ -296,7 +306,7 @@ def _own_rows(table: pd.DataFrame) -> pd.DataFrame:
 def _log_axis(axis, set_scale) -> None:
     """Log scale with plain numbers as tick labels."""
     set_scale("log")
-    axis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    axis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
     axis.set_minor_formatter(matplotlib.ticker.NullFormatter())
 
 
@@ -319,6 +329,7 @@ def league_figure(table: pd.DataFrame, stem: str | Path) -> list[Path]:
                        .itertuples(index=False)}, key=_binning_order)
         step = 0.8 / max(len(gens), 1)
         for i, gen in enumerate(gens):
+            labelled = False
             for j, (_, binning, q) in enumerate(bins):
                 row = sel[(sel["generator"] == gen) & (sel["binning"] == binning)
                           & (sel["n_quantiles"] == q)]
@@ -330,8 +341,9 @@ def league_figure(table: pd.DataFrame, stem: str | Path) -> list[Path]:
                             xerr=[[r["amplification"] - r["amplification_lo"]],
                                   [r["amplification_hi"] - r["amplification"]]],
                             color=_color(gen, i), marker="o", ms=4, capsize=2,
-                            label=f"{_label(gen)} ({int(r['n_replicas'])} replicas)"
-                            if j == 0 else None)
+                            label=None if labelled
+                            else f"{_label(gen, dim)} ({int(r['n_replicas'])} replicas)")
+                labelled = True
         ax.axvline(1.0, color="0.4", ls="--", lw=0.8)
         _log_axis(ax.xaxis, ax.set_xscale)
         ax.set_yticks(range(len(bins)))
@@ -367,8 +379,8 @@ def effective_parameters_figure(table: pd.DataFrame, stem: str | Path) -> list[P
                                   k / part["amplification_lo"] - part["n_params_eff"]],
                             color=_color(gen, i), marker=markers.get(binning, "o"), ms=4,
                             capsize=2, ls=":" if binning == "joint" else "-",
-                            label=_label(gen) if len(binnings) == 1
-                            else f"{_label(gen)}, {_binning_name(binning)}")
+                            label=_label(gen, dim) if len(binnings) == 1
+                            else f"{_label(gen, dim)}, {_binning_name(binning)}")
         if (sel["generator"] == "fit").any():
             ax.axhline(5, color=COLORS["fit"], ls="--", lw=0.8, label="5 fit parameters")
         _log_axis(ax.xaxis, ax.set_xscale)
@@ -400,9 +412,9 @@ def robustness_figure(table: pd.DataFrame, stem: str | Path, cl: float) -> list[
             rows = rows.sort_values(["n_cells", "binning"]).groupby("n_cells").first()
             color = _color(gen, i)
             ax.plot(rows.index, rows["amplification"], color=color, marker="o", ms=3,
-                    label=f"{_label(gen)}: MSE")
+                    label=f"{_label(gen, dim)}: MSE")
             ax.plot(rows.index, rows["amplification_robust"], color=color, marker="v", ms=3,
-                    ls="--", label=f"{_label(gen)}: $\\chi^2$ at {cl:.0%}")
+                    ls="--", label=f"{_label(gen, dim)}: $\\chi^2$ at {cl:.0%}")
         ax.axhline(1.0, color="0.4", ls=":", lw=0.8)
         _log_axis(ax.xaxis, ax.set_xscale)
         _log_axis(ax.yaxis, ax.set_yscale)
@@ -429,7 +441,7 @@ def amplification_vs_quantiles_panel(
         ax.errorbar(rows["n_quantiles"], rows["amplification"],
                     yerr=[rows["amplification"] - rows["amplification_lo"],
                           rows["amplification_hi"] - rows["amplification"]],
-                    color=_color(gen, i), marker="o", ms=4, capsize=2, label=_label(gen))
+                    color=_color(gen, i), marker="o", ms=4, capsize=2, label=_label(gen, dim))
     ax.axhline(1.0, color="0.4", ls="--", lw=0.8)
     ax.set_xlabel(f"quantiles per dimension (d={dim})")
     ax.set_ylabel("asymptotic amplification")
