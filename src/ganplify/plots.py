@@ -310,6 +310,26 @@ def _log_axis(axis, set_scale) -> None:
     axis.set_minor_formatter(matplotlib.ticker.NullFormatter())
 
 
+def _setting_panels(own: pd.DataFrame):
+    """A grid of panels, one per (dim, n_train) in ``own``, at most 4 per row.
+
+    Returns the figure, (axis, (dim, n_train)) pairs and a function that hides the unused
+    axes, lays the figure out and saves it to ``stem``.
+    """
+    panels = sorted({(d, n) for d, n in own[["dim", "n_train"]].itertuples(index=False)})
+    cols = min(max(len(panels), 1), 4)
+    rows_n = int(np.ceil(max(len(panels), 1) / cols))
+    fig, axes = plt.subplots(rows_n, cols, figsize=(3.8 * cols, 3.2 * rows_n), squeeze=False)
+
+    def finish(stem: str | Path) -> list[Path]:
+        for ax in list(axes.flat)[len(panels):]:
+            ax.set_visible(False)
+        fig.tight_layout()
+        return save(fig, stem)
+
+    return fig, list(zip(axes.flat, panels, strict=False)), finish
+
+
 def league_figure(table: pd.DataFrame, stem: str | Path) -> list[Path]:
     """The league table: every generator's amplification (asymptotic, or exact for the fit)
     with its bootstrap interval, one row per binning, one panel per (dim, n_train)."""
@@ -362,11 +382,8 @@ def effective_parameters_figure(table: pd.DataFrame, stem: str | Path) -> list[P
     per generator; one panel per (dim, n_train), projected and joint binnings together. A
     fit with k parameters approaches k as K grows."""
     own = _own_rows(table).dropna(subset=["n_params_eff"])
-    panels = sorted({(d, n) for d, n in own[["dim", "n_train"]].itertuples(index=False)})
-    cols = min(max(len(panels), 1), 4)
-    rows_n = int(np.ceil(max(len(panels), 1) / cols))
-    fig, axes = plt.subplots(rows_n, cols, figsize=(3.8 * cols, 3.2 * rows_n), squeeze=False)
-    for ax, (dim, n_train) in zip(axes.flat, panels, strict=False):
+    _, panels, finish = _setting_panels(own)
+    for ax, (dim, n_train) in panels:
         sel = own[(own["dim"] == dim) & (own["n_train"] == n_train)]
         binnings = sorted(sel["binning"].unique(), key=lambda b: (b == "joint", b))
         markers = dict(zip(binnings, "osD^v<>p*h", strict=False))
@@ -390,10 +407,7 @@ def effective_parameters_figure(table: pd.DataFrame, stem: str | Path) -> list[P
         ax.set_title(f"d={dim}, n_train={n_train}", fontsize=9)
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=6)
-    for ax in list(axes.flat)[len(panels):]:
-        ax.set_visible(False)
-    fig.tight_layout()
-    return save(fig, stem)
+    return finish(stem)
 
 
 def robustness_figure(table: pd.DataFrame, stem: str | Path, cl: float) -> list[Path]:
@@ -401,11 +415,8 @@ def robustness_figure(table: pd.DataFrame, stem: str | Path, cl: float) -> list[
     amplification (solid) and the robust amplification N_robust / n_train (dashed) against the
     number of cells, one panel per (dim, n_train)."""
     own = _own_rows(table).dropna(subset=["amplification_robust"])
-    panels = sorted({(d, n) for d, n in own[["dim", "n_train"]].itertuples(index=False)})
-    cols = min(max(len(panels), 1), 4)
-    rows_n = int(np.ceil(max(len(panels), 1) / cols))
-    fig, axes = plt.subplots(rows_n, cols, figsize=(3.8 * cols, 3.2 * rows_n), squeeze=False)
-    for ax, (dim, n_train) in zip(axes.flat, panels, strict=False):
+    _, panels, finish = _setting_panels(own)
+    for ax, (dim, n_train) in panels:
         sel = own[(own["dim"] == dim) & (own["n_train"] == n_train)]
         for i, (gen, rows) in enumerate(sel.groupby("generator", sort=True)):
             # one point per K: the projected binning with most replicas, else joint
@@ -423,10 +434,7 @@ def robustness_figure(table: pd.DataFrame, stem: str | Path, cl: float) -> list[
         ax.set_title(f"d={dim}, n_train={n_train}", fontsize=9)
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=6)
-    for ax in list(axes.flat)[len(panels):]:
-        ax.set_visible(False)
-    fig.tight_layout()
-    return save(fig, stem)
+    return finish(stem)
 
 
 def amplification_vs_quantiles_panel(
