@@ -178,15 +178,15 @@ def test_preflight_requests_the_cluster_cannot_serve(slurm_cluster, client_env, 
     assert not (project / "results" / "cluster" / "replicas").exists()
 
 
-@pytest.mark.parametrize("signal_seconds", [0, 40])
-def test_time_limit_is_reported(slurm_cluster, client_env, tmp_path, signal_seconds):
-    """A training job that reaches its (1 minute) time limit: killed there (no early signal),
-    or told to stop 40 s before with SIGUSR1 (SLURM's signal timer has about a minute's
-    resolution, so that signal may also come too late). Either way a checkpoint is left and
-    `ganplify status` says what happened."""
+def test_time_limit_is_reported(slurm_cluster, client_env, tmp_path):
+    """A training job killed at its (1 minute) time limit: SLURM's SIGTERM makes it write its
+    checkpoint, and `ganplify status` says TIMEOUT with the advice. The early SIGUSR1
+    (resources.train.signal_seconds) is off here: SLURM checks signal times about every 30 s,
+    so on a 1-minute job it may arrive while Python is still importing (the job then dies
+    before its handler exists, losing nothing but not testable deterministically); the
+    handler itself is the one SIGTERM uses (tests/test_training.py sends both for real)."""
     project = copy_project(tmp_path / "p")
-    train = {"cpus": 1, "mem_mb": 500, "min_minutes": 1, "max_minutes": 1,
-             "signal_seconds": signal_seconds}
+    train = {"cpus": 1, "mem_mb": 500, "min_minutes": 1, "max_minutes": 1, "signal_seconds": 0}
     config = write_config(
         project,
         seeds={"first": 0, "count": 1},
@@ -202,8 +202,5 @@ def test_time_limit_is_reported(slurm_cluster, client_env, tmp_path, signal_seco
         cwd=project, env=client_env, capture_output=True, text=True,
     )
     assert "in progress (checkpoint at epoch" in status.stdout, status.stdout
-    timeout = "TIMEOUT" in status.stdout and "time limit" in status.stdout
-    if signal_seconds == 0:
-        assert timeout, status.stdout
-    else:
-        assert timeout or "received SIGUSR1" in status.stdout, status.stdout
+    assert "TIMEOUT" in status.stdout and "time limit" in status.stdout, status.stdout
+    assert "received SIGTERM" in status.stdout, status.stdout  # the checkpoint of the kill
