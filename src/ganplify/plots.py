@@ -419,7 +419,7 @@ def robustness_figure(table: pd.DataFrame, stem: str | Path, cl: float) -> list[
     for ax, (dim, n_train) in panels:
         sel = own[(own["dim"] == dim) & (own["n_train"] == n_train)]
         for i, (gen, rows) in enumerate(sel.groupby("generator", sort=True)):
-            # one point per K: the projected binning with most replicas, else joint
+            # one point per K: where binnings share K (r, phi1, ...), the first by name
             rows = rows.sort_values(["n_cells", "binning"]).groupby("n_cells").first()
             color = _color(gen, i)
             ax.plot(rows.index, rows["amplification"], color=color, marker="o", ms=3,
