@@ -71,9 +71,10 @@ def test_dry_run_of_default_config(project):
 
     config = cfg.load(project / "config" / "config.yaml")
     chunks = study.plan(config)
-    neural = sum(c.setting.generator == "gan" for c in chunks)
+    neural = sum(c.setting.generator in ("gan", "flow", "flow_matching") for c in chunks)
     assert jobs["baseline"] == len(chunks) - neural
-    assert jobs["train"] == jobs["evaluate"] == neural == 4  # GAN d=1 (n50, n100), d=2, d=5
+    # gan, flow, flow_matching in d=1 (n50, n100), d=2, d=5
+    assert jobs["train"] == jobs["evaluate"] == neural == 12
     assert jobs["aggregate"] == 1 and jobs["manifest"] == 1
     from ganplify.figures import planned
 
@@ -85,8 +86,10 @@ def test_dry_run_of_the_paper_config(project):
     """The paper's protocol builds its full DAG: one job per setting and chunk of 100."""
     proc = run_snakemake(project, "-n", "--configfile", "config/paper.yaml")
     jobs = jobs_of(proc.stdout)
-    assert jobs["baseline"] == 12  # sample, fit, bootstrap, kde in d=1,2,5
-    assert jobs["train"] == 3 and jobs["evaluate"] == 3  # GAN d=1,2,5, 100 replicas per job
+    # sample, fit, bootstrap, kde in d=1 (n_train 50, 100, 200, 500, 1000), d=2, d=5
+    assert jobs["baseline"] == 28
+    # gan, flow, flow_matching in the same 7 settings, 100 replicas per job
+    assert jobs["train"] == 21 and jobs["evaluate"] == 21
     figures = {j.removeprefix("plot_") for j in jobs if j.startswith("plot_")}
     assert figures == {"fig1_camel_back", "fig2_camel_back_mse", "fig4_ring_mse",
                        "fig5_ring_cells", "fig6_shell_mse", "fig7_shell_cells",

@@ -1,4 +1,7 @@
-"""`ganplify bench`: cost of a GAN training step, plain modules vs batched ensembles.
+"""`ganplify bench`: cost of a training step, plain modules vs batched ensembles.
+
+The GAN (default) and, with --generators, the other neural generators (flow,
+flow_matching: one full-batch step on 100 training points per replica, `ganplify.flows`).
 
 For one replica as plain nn.Modules (torch's own RNG and F.dropout, fused Adam; the baseline)
 and for ensembles of K replicas (`ganplify.training.train_step`; on CUDA replayed from a CUDA
@@ -96,6 +99,7 @@ class Spec:
 
     impl: str  # "plain" or "ensemble"
     k: int
+    generator: str
     dim: int
     steps: int
     warmup: int
@@ -108,6 +112,7 @@ class Spec:
 class Row:
     """One measured configuration."""
 
+    generator: str
     impl: str
     k: int
     s_per_step: float
@@ -165,6 +170,30 @@ def _ensemble_step(spec: Spec, device: torch.device):
     return runner, (lambda: training.train_step(state))
 
 
+def _density_step(spec: Spec, device: torch.device):
+    from ganplify import flows, rng
+
+    model = flows.MODELS[spec.generator]
+    config = model.config_type()
+    data = np.random.default_rng(0).normal(size=(spec.k, 100, spec.dim))
+    x = torch.as_tensor(data, dtype=torch.float32, device=device)
+    net = model.network(spec.dim, config, spec.k, device)
+    keys = rng.replica_keys(range(spec.k), device)
+    for i, sub in enumerate(net.nets):
+        flows.init_replicas_(sub, keys, i)
+    opt = torch.optim.Adam(list(net.parameters()), lr=config.lr, foreach=True)
+    loss_fn, _ = flows._objectives(model, net, keys, x[:, :0])
+    counter = [0]
+
+    def step() -> None:
+        counter[0] += 1
+        opt.zero_grad(set_to_none=True)
+        loss_fn(x, counter[0]).sum().backward()
+        opt.step()
+
+    return step, step
+
+
 def measure(spec: Spec) -> Row:
     """Measure one configuration in this process."""
     from ganplify import training
@@ -177,7 +206,9 @@ def measure(spec: Spec) -> Row:
         training.enable_tf32()
         torch.cuda.reset_peak_memory_stats(device)
     rss0 = _rss_mib() if device.type == "cpu" else 0.0
-    if spec.impl == "plain":
+    if spec.generator != "gan":
+        step, eager = _density_step(spec, device)
+    elif spec.impl == "plain":
         step = _plain_step(spec, device)
         eager = step
     else:
@@ -202,6 +233,7 @@ def measure(spec: Spec) -> Row:
         peak = _peak_rss_mib() - rss0
     flops = counter.flops / spec.k
     return Row(
+        generator=spec.generator,
         impl=spec.impl,
         k=spec.k,
         s_per_step=per_step,
@@ -238,7 +270,7 @@ def _hours(seconds: float) -> str:
 def format_table(rows: list[Row], device: str) -> str:
     """The rows as a plain-text table."""
     head = (
-        f"{'impl':<9}{'K':>5}{'s/step':>10}{'ms/replica-step':>17}{'speed-up':>10}"
+        f"{'generator':<14}{'impl':<9}{'K':>5}{'s/step':>10}{'ms/replica-step':>17}{'speed-up':>10}"
         f"{'ops/step':>10}{'MFLOP/replica-step':>20}{'GFLOP/s':>9}{'peak MiB':>10}"
     )
     lines = [f"device: {device}", head, "-" * len(head)]
@@ -246,7 +278,8 @@ def format_table(rows: list[Row], device: str) -> str:
         speed = f"{r.speedup:.2f}x" if r.speedup is not None else "-"
         peak = f"{r.peak_mib:.0f}" if r.peak_mib is not None else "-"
         lines.append(
-            f"{r.impl:<9}{r.k:>5}{r.s_per_step:>10.4f}{r.s_per_replica_step * 1e3:>17.2f}"
+            f"{r.generator:<14}{r.impl:<9}{r.k:>5}{r.s_per_step:>10.4f}"
+            f"{r.s_per_replica_step * 1e3:>17.2f}"
             f"{speed:>10}{r.ops_per_step:>10}{r.mflop_per_replica_step:>20.1f}"
             f"{r.gflops:>9.1f}{peak:>10}"
         )
@@ -294,6 +327,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--threads", type=int, default=torch.get_num_threads(),
         help="torch intra-op threads (default: torch's default here)",
     )
+    parser.add_argument(
+        "--generators", default="gan",
+        help="comma-separated neural generators to measure: gan, flow, flow_matching "
+             "(default gan; the plain baseline is the GAN's)",
+    )
     parser.add_argument("--no-plain", action="store_true", help="skip the plain baseline")
     parser.add_argument(
         "--no-isolate", action="store_true",
@@ -308,25 +346,33 @@ def run(args: argparse.Namespace) -> int:
 
     device = resolve_device(args.device)
     ks = [int(k) for k in str(args.ks).split(",") if k.strip()]
-    impls = ([("plain", 1)] if not args.no_plain else []) + [("ensemble", k) for k in ks]
+    names = [g.strip() for g in str(args.generators).split(",") if g.strip()]
+    allowed = ("gan", "flow", "flow_matching")
+    if not names or any(g not in allowed for g in names):
+        print(f"ganplify bench: --generators {args.generators!r}: allowed are "
+              f"{', '.join(allowed)}", file=sys.stderr)
+        return 2
+    impls = [("gan", "plain", 1)] if "gan" in names and not args.no_plain else []
+    impls += [(g, "ensemble", k) for g in names for k in ks]
     rows: list[Row] = []
-    for impl, k in impls:
-        spec = Spec(impl, k, args.dim, args.steps, args.warmup, str(device), args.set_input,
-                    args.threads)
+    for gen, impl, k in impls:
+        spec = Spec(impl, k, gen, args.dim, args.steps, args.warmup, str(device),
+                    args.set_input, args.threads)
         row = measure(spec) if args.no_isolate else measure_isolated(spec)
         if args.no_isolate and device.type == "cpu":
             row = Row(**{**asdict(row), "peak_mib": None})  # the process peak says nothing
         rows.append(row)
-        print(f"measured {impl} K={k}: {row.s_per_replica_step * 1e3:.2f} ms per replica-step",
+        print(f"measured {gen} {impl} K={k}: {row.s_per_replica_step * 1e3:.2f} ms per "
+              "replica-step",
               file=sys.stderr, flush=True)
     plain = next((r for r in rows if r.impl == "plain"), None)
     if plain is not None:
         rows = [Row(**{**asdict(r), "speedup": plain.s_per_replica_step / r.s_per_replica_step})
-                for r in rows]
+                if r.generator == "gan" else r for r in rows]
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     print(format_table(rows, f"{device} ({name}), {args.threads} threads, "
                              f"set_input={args.set_input}, d={args.dim}"))
-    ensembles = [r for r in rows if r.impl == "ensemble"]
+    ensembles = [r for r in rows if r.impl == "ensemble" and r.generator == "gan"]
     if ensembles:
         print(format_extrapolation(min(ensembles, key=lambda r: r.s_per_replica_step), args.dim))
     if args.output is not None:

@@ -185,7 +185,7 @@ def replica_seeds(config: Mapping, dim: int, generator: str) -> list[int]:
 
 
 # Generators whose options a dimension may override (its axes key has the generator's name).
-OVERRIDABLE = ("gan",)
+OVERRIDABLE = ("gan", "flow", "flow_matching")
 
 
 def generator_block(config: Mapping, generator: str, dim: int) -> dict:
@@ -254,6 +254,15 @@ def _check_semantics(config: Mapping) -> None:
                     f"{where('generators')}: {gen!r} is not available for d={dim}; "
                     f"allowed dimensions for {gen!r}: {sorted(dims_ok)}"
                 )
+        for gen in set(ax["generators"]) & {"flow", "flow_matching"}:
+            holdout = generator_block(config, gen, dim).get("holdout", 0.0)
+            for n in ax["n_train"]:
+                if holdout > 0 and not 1 <= round(holdout * n) <= n - 2:
+                    raise ConfigError(
+                        f"{gen}.holdout = {holdout} with {where('n_train')} = {n}: the held-out "
+                        f"part must be 1 .. n_train - 2 points; use holdout 0 (a fixed "
+                        f"schedule) or a larger n_train"
+                    )
         if not ax["quantiles"] and not (dim > 1 and ax["joint"]):
             raise ConfigError(
                 f"{where('quantiles')}: d={dim} has no binning; give at least one quantile count"

@@ -251,6 +251,32 @@ class Gan:
     operational: ClassVar[frozenset[str]] = frozenset({"replicas", "checkpoint_every",
                                                        "cuda_graphs"})
     weights_file: ClassVar[str] = "generator.safetensors"
+    history_columns: ClassVar[tuple[str, ...]] = ("d_loss", "g_loss", "penalty")
+
+    def train(self, train_sets: np.ndarray, seeds: Sequence[int], options: dict,
+              runtime: dict, device: str, checkpoints: Sequence[Path], config_hash: str):
+        """Train the replicas as one ensemble (`ganplify.training.train_ensemble`)."""
+        from ganplify import training
+
+        config = training.GanConfig.from_mapping({**options, **runtime})
+        return training.train_ensemble(train_sets, seeds, config, device=device,
+                                       checkpoints=checkpoints, config_hash=config_hash)
+
+    def weights_metadata(self, options: dict) -> dict[str, str]:
+        return {}
+
+    def bytes_per_event(self, options: dict) -> int:
+        """Peak activation memory per generated event and replica (for chunking)."""
+        return 20 * options.get("noise_dim", 1000) + 10 * options.get("layers", 7) * \
+            options.get("hidden", 256)
+
+    def generate(self, weights: Sequence[dict], seeds: Sequence[int], n: int, chunk_size: int,
+                 device: str, options: dict):
+        """Events of trained replicas, [K, m, d] chunks (`ganplify.training.generate`)."""
+        from ganplify import training
+
+        return training.generate(weights, seeds, n, chunk_size=chunk_size, device=device,
+                                 dropout=options.get("dropout", 0.5))
 
     def load_sampler(
         self, setting: Any, seed: int, replica_dir: Path
@@ -270,7 +296,77 @@ class Gan:
         return draw
 
 
-REGISTRY: dict[str, Any] = {g.name: g() for g in (Sample, Fit, Bootstrap, Kde, Gan)}
+class Flow:
+    """A masked autoregressive rational-quadratic spline flow (`ganplify.flows`), trained by
+    maximum likelihood with early stopping on a held-out part of each training set."""
+
+    name: ClassVar[str] = "flow"
+    exact: ClassVar[bool] = False
+    neural: ClassVar[bool] = True
+    dims: ClassVar[frozenset[int] | None] = None
+    description: ClassVar[str] = ("normalizing flow: autoregressive rational-quadratic splines "
+                                  "(zuko), maximum likelihood, ensemble-trained")
+    operational: ClassVar[frozenset[str]] = frozenset({"replicas"})
+    weights_file: ClassVar[str] = "model.safetensors"
+    history_columns: ClassVar[tuple[str, ...]] = ("train_loss", "val_loss")
+
+    def train(self, train_sets: np.ndarray, seeds: Sequence[int], options: dict,
+              runtime: dict, device: str, checkpoints: Sequence[Path], config_hash: str):
+        """Train the replicas as one ensemble; short, so no checkpoints."""
+        from ganplify import flows
+
+        return flows.train_ensemble(self.name, train_sets, seeds, options, device=device)
+
+    def weights_metadata(self, options: dict) -> dict[str, str]:
+        from ganplify import flows
+
+        return flows.weights_metadata(self.name, options)
+
+    def _architecture(self, options: dict) -> dict:
+        from ganplify import flows
+
+        return flows.MODELS[self.name].config_type.from_mapping(options).architecture()
+
+    def bytes_per_event(self, options: dict) -> int:
+        from ganplify import flows
+
+        return flows.bytes_per_event(self.name, self._architecture(options))
+
+    def generate(self, weights: Sequence[dict], seeds: Sequence[int], n: int, chunk_size: int,
+                 device: str, options: dict):
+        from ganplify import flows
+
+        return flows.generate(self.name, weights, seeds, n, self._architecture(options),
+                              chunk_size=chunk_size, device=device)
+
+    def load_sampler(
+        self, setting: Any, seed: int, replica_dir: Path
+    ) -> Callable[[int, np.random.Generator], np.ndarray]:
+        """Sampler of a trained replica from its saved weights (for figures)."""
+        from ganplify import training
+
+        weights = training.load_generator(Path(replica_dir) / self.weights_file)
+        options = dict(setting.options)
+
+        def draw(n: int, rng: np.random.Generator) -> np.ndarray:
+            chunks = self.generate([weights], [int(rng.integers(2**62))], n, 65536, "cpu",
+                                   options)
+            return np.concatenate([c[0] for c in chunks])
+
+        return draw
+
+
+class FlowMatching(Flow):
+    """Conditional flow matching with straight paths (rectified flow), sampled with RK4
+    (`ganplify.flows`); early stopping on the held-out flow-matching loss."""
+
+    name: ClassVar[str] = "flow_matching"
+    description: ClassVar[str] = ("conditional flow matching (rectified flow), RK4 sampling, "
+                                  "ensemble-trained")
+
+
+REGISTRY: dict[str, Any] = {g.name: g() for g in (Sample, Fit, Bootstrap, Kde, Gan, Flow,
+                                                  FlowMatching)}
 
 
 def get(name: str):

@@ -182,27 +182,26 @@ def run_train(spec: dict, results: str | Path, output: str | Path) -> dict:
     write_json(results / setting.relpath / "params.json", setting.params())
     todo = [s for s in chunk.seeds if replica_finished(results, chunk, s) is None]
     runtime = {k: v for k, v in chunk.runtime.items() if k != "device"}
-    config = training.GanConfig.from_mapping({**setting.options, **runtime})
     device = chunk.runtime.get("device", "auto")
     info: dict = {"trained": todo, "skipped": [s for s in chunk.seeds if s not in todo]}
     if todo:
         target = setting.make_target()
         train_sets = np.stack([training_set(target, setting.n_train, s) for s in todo])
         bases = [results / setting.replica_dir(s) / "checkpoint" for s in todo]
-        result = training.train_ensemble(
-            train_sets, todo, config, device=device, checkpoints=bases,
-            config_hash=setting.phash,
-        )
+        result = gen.train(train_sets, todo, dict(setting.options), runtime, device, bases,
+                           setting.phash)
         device = result.device
         info.update(resumed_from_epoch=result.resumed_from_epoch, cuda_graph=result.cuda_graph)
         for k, seed in enumerate(todo):
             rdir = results / setting.replica_dir(seed)
-            training.write_losses_csv(rdir / "losses.csv", result.history[:, k])
+            training.write_losses_csv(rdir / "losses.csv", result.history[:, k],
+                                      gen.history_columns)
             ok = result.status[k] == "done"
             if ok:
                 training.save_generator(
                     rdir / gen.weights_file, result.generator_weights[k],
-                    {"phash": setting.phash, "seed": seed, "generator": gen.name},
+                    {"phash": setting.phash, "seed": seed, "generator": gen.name,
+                     **gen.weights_metadata(dict(setting.options))},
                 )
             else:
                 (rdir / gen.weights_file).unlink(missing_ok=True)
@@ -255,12 +254,11 @@ def run_evaluate(
         weights = [training.load_generator(results / setting.replica_dir(s) / gen.weights_file)
                    for s in done]
         options = dict(setting.options)
-        per_event = 20 * options.get("noise_dim", 1000) + 10 * options.get("layers", 7) * \
-            options.get("hidden", 256)
+        per_event = gen.bytes_per_event(options)
         step = max(256, min(chunk.chunk_size, memory_mb * 2**20 // (len(done) * per_event)))
         accs = [PrefixMSE(counter, chunk.n_generated) for _ in done]
-        stream = training.generate(weights, done, max(chunk.n_generated), chunk_size=step,
-                                   device=str(device), dropout=options.get("dropout", 0.5))
+        stream = gen.generate(weights, done, max(chunk.n_generated), step, str(device),
+                              options)
         for x in stream:
             for acc, events in zip(accs, x, strict=True):
                 acc.feed(events)

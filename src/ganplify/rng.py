@@ -143,6 +143,21 @@ def uniform_range(
     return uniform(keys, stream, counter, shape, offset).mul_(high - low).add_(low)
 
 
+def normal(
+    keys: torch.Tensor, stream: int, counter: Counter, shape: Sequence[int], offset: int = 0
+) -> torch.Tensor:
+    """Standard normal float32 numbers, tensor [K, *shape], by the Box-Muller transform.
+
+    Element i uses the uniforms of words ``2 (offset + i)`` and ``2 (offset + i) + 1``
+    (24 bits each, so |values| stay below sqrt(2 log 2**24) = 5.77: a tail cut at probability
+    ~1e-8, irrelevant at the event counts here).
+    """
+    n = _numel(shape)
+    u = uniform(keys, stream, counter, (n, 2), 2 * offset)
+    radius = torch.log1p(-u[..., 0]).mul_(-2.0).sqrt_()  # 1 - u is in (0, 1]
+    return radius.mul_(torch.cos(u[..., 1] * (2.0 * torch.pi))).view(keys.shape[0], *shape)
+
+
 def keep_threshold(p: float) -> int:
     """16-bit threshold of `keep_mask`: a lane keeps when its value is >= this."""
     if not 0.0 <= p < 1.0:

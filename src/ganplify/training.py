@@ -1185,19 +1185,25 @@ def _maybe_resume(
     return step // state.steps_per_epoch
 
 
-def write_losses_csv(path: Path, history: np.ndarray) -> None:
-    """Write one replica's loss history [epochs, 3] as CSV: epoch, d_loss, g_loss, penalty.
+LOSS_COLUMNS = ("d_loss", "g_loss", "penalty")
 
-    ``history`` may also be [epochs, K, 3] with K = 1. Epochs are counted from 1; the file is
+
+def write_losses_csv(
+    path: Path, history: np.ndarray, columns: Sequence[str] = LOSS_COLUMNS
+) -> None:
+    """Write one replica's loss history [epochs, C] as CSV: epoch, then ``columns`` (the GAN's:
+    d_loss, g_loss, penalty).
+
+    ``history`` may also be [epochs, K, C] with K = 1. Epochs are counted from 1; the file is
     written atomically.
     """
     h = np.asarray(history, dtype=np.float64)
     if h.ndim == 3 and h.shape[1] == 1:
         h = h[:, 0]
-    if h.ndim != 2 or h.shape[1] != 3:
-        raise ValueError(f"expected a history of shape [epochs, 3], got {h.shape}")
-    lines = ["epoch,d_loss,g_loss,penalty"]
-    lines += [f"{e + 1},{row[0]!r},{row[1]!r},{row[2]!r}" for e, row in enumerate(h.tolist())]
+    if h.ndim != 2 or h.shape[1] != len(columns):
+        raise ValueError(f"expected a history of shape [epochs, {len(columns)}], got {h.shape}")
+    lines = [",".join(["epoch", *columns])]
+    lines += [",".join([str(e + 1), *map(repr, row)]) for e, row in enumerate(h.tolist())]
     atomic_write_bytes(Path(path), ("\n".join(lines) + "\n").encode())
 
 
