@@ -15,6 +15,7 @@ from ganplify import jobs, study
 from ganplify import quantiles as qt
 from ganplify.baselines import fit_camel_back, fit_radius
 from ganplify.cli import main as ganplify_main
+from ganplify.figures import planned
 from ganplify.generators import Fit, fit_probabilities
 from ganplify.results import ResultsError, write_json
 from ganplify.targets import GaussianShell
@@ -262,6 +263,20 @@ def test_cli_writes_both_tables_consistent_with_the_amplification_table(fit_stud
     assert np.isnan(phi["bias2_fraction"])
 
 
+def test_figure_manifest_and_verify(fit_study):
+    res = fit_study
+    config = cfg.load(res / "config.yaml")
+    assert fu.applies(config) and "fit_uncertainty" in planned(config)
+    assert ganplify_main(["aggregate", "--results", str(res)]) == 0
+    assert ganplify_main(["fit-uncertainty", "--results", str(res)]) == 0
+    stem = res / "figures" / "fit_uncertainty"
+    assert ganplify_main(["plot", "fit_uncertainty", "--results", str(res),
+                          "--output", str(stem)]) == 0
+    assert stem.with_suffix(".png").is_file() and stem.with_suffix(".pdf").is_file()
+    assert ganplify_main(["manifest", "--results", str(res)]) == 0
+    assert ganplify_main(["verify", str(res)]) == 0
+
+
 def test_failed_replicas_are_counted_and_bad_files_named(fit_study, capsys):
     res = fit_study
     setting = next(c.setting for c in study.plan(fit_config()) if c.setting.dim == 1)
@@ -284,7 +299,7 @@ def test_failed_replicas_are_counted_and_bad_files_named(fit_study, capsys):
 
 def test_a_study_without_the_fit_has_no_fit_tables(tmp_path, capsys):
     config = fit_config(defaults={"generators": ["sample"], "n_train": [200]})
-    assert not fu.applies(config)
+    assert not fu.applies(config) and "fit_uncertainty" not in planned(config)
     res = tmp_path / "results" / "fitunc"
     assert ganplify_main(["write-config", "--json", json.dumps(config),
                           "--output", str(res / "config.yaml")]) == 0

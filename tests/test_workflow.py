@@ -93,7 +93,8 @@ def test_dry_run_of_the_paper_config(project):
     assert figures == {"fig1_camel_back", "fig2_camel_back_mse", "fig4_ring_mse",
                        "fig5_ring_cells", "fig6_shell_mse", "fig7_shell_cells",
                        "amplification_vs_n_generated", "amplification_vs_n_train",
-                       "gan_losses", "league", "effective_parameters", "robustness"}
+                       "gan_losses", "league", "effective_parameters", "robustness",
+                       "fit_uncertainty"}
     assert "--configfile" not in proc.stderr  # no warning about merged config files
 
 

@@ -122,6 +122,11 @@ def fit_flags():
     ]
 
 
+def figure_tables(name):
+    """The tables a figure is drawn from."""
+    return [f"{RESULTS}/tables/{t}.csv" for t in gfigures.FIGURES[name].tables]
+
+
 def figure_files(name):
     return [f"{RESULTS}/figures/{name}.png", f"{RESULTS}/figures/{name}.pdf"]
 
