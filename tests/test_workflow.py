@@ -76,6 +76,7 @@ def test_dry_run_of_default_config(project):
     # gan, flow, flow_matching in d=1 (n50, n100), d=2, d=5
     assert jobs["train"] == jobs["evaluate"] == neural == 12
     assert jobs["aggregate"] == 1 and jobs["manifest"] == 1
+    assert jobs["fit_uncertainty"] == 1  # the study runs the fit
     from ganplify.figures import planned
 
     for name in planned(config):
@@ -90,11 +91,13 @@ def test_dry_run_of_the_paper_config(project):
     assert jobs["baseline"] == 28
     # gan, flow, flow_matching in the same 7 settings, 100 replicas per job
     assert jobs["train"] == 21 and jobs["evaluate"] == 21
+    assert jobs["fit_uncertainty"] == 1
     figures = {j.removeprefix("plot_") for j in jobs if j.startswith("plot_")}
     assert figures == {"fig1_camel_back", "fig2_camel_back_mse", "fig4_ring_mse",
                        "fig5_ring_cells", "fig6_shell_mse", "fig7_shell_cells",
                        "amplification_vs_n_generated", "amplification_vs_n_train",
-                       "gan_losses", "league", "effective_parameters", "robustness"}
+                       "gan_losses", "league", "effective_parameters", "robustness",
+                       "fit_uncertainty"}
     assert "--configfile" not in proc.stderr  # no warning about merged config files
 
 
@@ -118,10 +121,14 @@ def test_quick_run_produces_the_contract(quick_run):
     )
     for f in ("config.yaml", "provenance.json", "MANIFEST.sha256", "tables/mse.csv",
               "tables/amplification.csv", "tables/replicas.csv",
+              "tables/fit_uncertainty.csv", "tables/fit_parameters.csv",
               *(f"figures/{n}.{ext}" for n in figures for ext in ("png", "pdf"))):
         assert (res / f).is_file(), f
     table = pd.read_csv(res / "tables" / "amplification.csv")
     assert list(table.columns[: len(CONTRACT_COLUMNS)]) == CONTRACT_COLUMNS
+    uncertainty = pd.read_csv(res / "tables" / "fit_uncertainty.csv")
+    assert np.allclose(uncertainty["bias2"] + uncertainty["variance"], uncertainty["mse_mean"],
+                       rtol=1e-12, atol=1e-30)
     fit = table[(table["generator"] == "fit") & (table["n_train"] == 100) & (table["dim"] == 1)]
     assert sorted(fit["n_quantiles"]) == [10, 20, 50] and fit["n_generated"].isna().all()
     assert (fit["n_replicas"] == 100).all()
@@ -164,7 +171,8 @@ def test_copied_results_folder_does_not_rerun_replica_jobs(quick_run, tmp_path):
     assert not (other / ".snakemake").exists()
     jobs = jobs_of(run_snakemake(other, "-n").stdout)
     assert "baseline" not in jobs
-    assert all(j in {"aggregate", "provenance", "manifest", "all"} or j.startswith("plot_")
+    assert all(j in {"aggregate", "fit_uncertainty", "provenance", "manifest", "all"}
+               or j.startswith("plot_")
                for j in jobs), jobs
 
 

@@ -61,4 +61,14 @@ def check_replicas(root: Path) -> list[str]:
     return _check_columns(root, "replicas.csv", REPLICA_COLUMNS)
 
 
-table_checks = (check_config, check_amplification, check_mse, check_replicas)
+def check_fit_tables(root: Path) -> list[str]:
+    """The fit's uncertainty tables, where the study has them (only studies with the fit)."""
+    from ganplify import fit_uncertainty as fu
+
+    columns = dict(zip(fu.TABLES, (fu.UNCERTAINTY_COLUMNS, fu.PARAMETER_COLUMNS), strict=True))
+    return [problem for name, cols in columns.items()
+            if (root / "tables" / f"{name}.csv").is_file()
+            for problem in _check_columns(root, f"{name}.csv", cols)]
+
+
+table_checks = (check_config, check_amplification, check_mse, check_replicas, check_fit_tables)

@@ -156,6 +156,24 @@ def cmd_aggregate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_fit_uncertainty(args: argparse.Namespace) -> int:
+    from ganplify import fit_uncertainty as fu
+    from ganplify import study
+    from ganplify.results import write_csv
+
+    results = Path(args.results)
+    config = _study_config(results)
+    if not fu.applies(config):
+        raise ResultsError(f"study {config['study']!r} runs no {fu.GENERATOR!r} generator: "
+                           "no fit tables to write")
+    uncertainty, parameters = fu.fit_tables(results, study.plan(config))
+    (results / "tables").mkdir(exist_ok=True)
+    for name, table in zip(fu.TABLES, (uncertainty, parameters), strict=True):
+        write_csv(results / "tables" / f"{name}.csv", table)
+    print(f"fit uncertainty: {len(uncertainty)} binning rows, {len(parameters)} parameter rows")
+    return 0
+
+
 def cmd_plot(args: argparse.Namespace) -> int:
     from ganplify import figures
 
@@ -312,6 +330,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_bench)  # its options are parsed by cmd_bench
 
     p = add("aggregate", cmd_aggregate, "aggregate replica tables into tables/*.csv")
+    p.add_argument("--results", required=True, type=Path)
+
+    p = add("fit-uncertainty", cmd_fit_uncertainty,
+            "the fit's MSE as bias and variance, and its HESSE errors against its replica "
+            "spread, into tables/fit_uncertainty.csv and tables/fit_parameters.csv")
     p.add_argument("--results", required=True, type=Path)
 
     from ganplify.figures import FIGURES

@@ -30,6 +30,12 @@ def _has_generator(predicate: Callable[[str], bool]) -> Callable[[Mapping], bool
     )
 
 
+def _applies_fit_uncertainty(config: Mapping) -> bool:
+    from ganplify import fit_uncertainty
+
+    return fit_uncertainty.applies(config)
+
+
 def _is_model(name: str) -> bool:
     """Every generator but the truth itself."""
     return name != "sample"
@@ -37,11 +43,13 @@ def _is_model(name: str) -> bool:
 
 @dataclass(frozen=True)
 class Figure:
-    """A figure: when it applies to a config, and how to draw it (its caption, saying what it
-    shows, is workflow/report/<name>.rst)."""
+    """A figure: when it applies to a config, how to draw it (its caption, saying what it
+    shows, is workflow/report/<name>.rst), and the tables (tables/<name>.csv) it is drawn
+    from, the inputs of its rule."""
 
     applies: Callable[[Mapping], bool]
     draw: Callable[[Path, Mapping, object, Path], list[Path]]
+    tables: tuple[str, ...] = ("amplification",)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -230,6 +238,18 @@ def _robustness(results: Path, config: Mapping, table, stem: Path) -> list[Path]
     return plots.robustness_figure(table, stem, config["aggregate"]["robust_cl"])
 
 
+def _fit_uncertainty(results: Path, config: Mapping, table, stem: Path) -> list[Path]:
+    from ganplify import fit_uncertainty as fu
+    from ganplify import plots
+
+    uncertainty, parameters = (
+        fu.read_table(results / "tables" / f"{name}.csv", columns)
+        for name, columns in zip(fu.TABLES, (fu.UNCERTAINTY_COLUMNS, fu.PARAMETER_COLUMNS),
+                                 strict=True)
+    )
+    return plots.fit_uncertainty_figure(uncertainty, parameters, table, stem)
+
+
 FIGURES: dict[str, Figure] = {
     "fig1_camel_back": Figure(_has_dim(1), _fig1),
     "fig2_camel_back_mse": Figure(
@@ -251,6 +271,8 @@ FIGURES: dict[str, Figure] = {
     "league": Figure(_has_generator(_is_model), _league),
     "effective_parameters": Figure(_has_generator(_is_model), _effective_parameters),
     "robustness": Figure(_has_generator(_is_model), _robustness),
+    "fit_uncertainty": Figure(_applies_fit_uncertainty, _fit_uncertainty,
+                              ("amplification", "fit_uncertainty", "fit_parameters")),
 }
 
 

@@ -9,14 +9,20 @@ and evaluated in one cheap CPU job. Adding a generator is one class here plus it
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
-from ganplify.baselines import fit_camel_back, fit_radius, mixture_cdf
+from ganplify.baselines import (
+    PARAMETERS,
+    RADIAL_PARAMETERS,
+    fit_camel_back,
+    fit_radius,
+    mixture_cdf,
+)
 from ganplify.quantiles import CellCounter
 from ganplify.targets import GaussianShell
 
@@ -214,6 +220,13 @@ class Fit:
                                   "d=1, radial profile in d>=2")
     operational: ClassVar[frozenset[str]] = frozenset({"replicas"})
 
+    @staticmethod
+    def parameters(dim: int) -> tuple[str, ...]:
+        """Names of the fitted parameters in dimension ``dim``, in the order of the fit's
+        covariance matrix (fit.json stores ``values`` with sorted keys, the matrix in this
+        order)."""
+        return PARAMETERS if dim == 1 else RADIAL_PARAMETERS
+
     def fit(
         self, target: GaussianShell, train_sets: np.ndarray, seeds: Sequence[int], options: dict
     ) -> list[ReplicaFit]:
@@ -227,14 +240,30 @@ class Fit:
     def probabilities(
         self, target: GaussianShell, replica: ReplicaFit, counter: CellCounter
     ) -> list[np.ndarray]:
-        values = replica.info["values"]
-        if target.dim == 1:
-            return counter.probabilities({"x": lambda e: mixture_cdf(e, **values)})
-        # the fitted radius, the true angles: independent, so joint cells are products
-        fitted = GaussianShell(target.dim, mu=values["mu"], sigma=values["sigma"])
-        cdfs = {name: (lambda e, n=name: target.cdf(n, e)) for name in target.coordinates}
-        cdfs["r"] = fitted.radial_cdf
-        return counter.probabilities(cdfs)
+        return fit_probabilities(target, replica.info["values"], counter)
+
+
+def fit_probabilities(
+    target: GaussianShell, values: Mapping[str, float], counter: CellCounter
+) -> list[np.ndarray]:
+    """Exact cell probabilities of the fitted density with parameters ``values``.
+
+    Parameters
+    ----------
+    target : GaussianShell
+        The truth (its angles are the fit's in d >= 2).
+    values : mapping
+        Fitted parameters by name (`Fit.parameters`).
+    counter : CellCounter
+        The binnings; one array of probabilities per binning.
+    """
+    if target.dim == 1:
+        return counter.probabilities({"x": lambda e: mixture_cdf(e, **values)})
+    # the fitted radius, the true angles: independent, so joint cells are products
+    fitted = GaussianShell(target.dim, mu=values["mu"], sigma=values["sigma"])
+    cdfs = {name: (lambda e, n=name: target.cdf(n, e)) for name in target.coordinates}
+    cdfs["r"] = fitted.radial_cdf
+    return counter.probabilities(cdfs)
 
 
 class Gan:

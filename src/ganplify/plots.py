@@ -16,6 +16,7 @@ matplotlib.use("Agg")  # no display on cluster nodes
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.lines import Line2D
 
 from ganplify import quantiles as qt
 from ganplify.baselines import mixture_logpdf
@@ -520,5 +521,83 @@ def loss_figure(stem: str | Path, histories: Sequence[tuple[str, pd.DataFrame]])
             ax.set_title(label, fontsize=9)
             ax.grid(True, alpha=0.3)
             ax.legend(fontsize=7)
+    fig.tight_layout()
+    return save(fig, stem)
+
+
+def fit_uncertainty_figure(
+    uncertainty: pd.DataFrame, parameters: pd.DataFrame, amplification: pd.DataFrame,
+    stem: str | Path,
+) -> list[Path]:
+    """The fit's bias and variance, and its HESSE uncertainty against its replica spread.
+
+    Left: bias^2 (dashed), variance (dotted) and their sum (solid) against the number of
+    cells K, one colour per fit setting, with the measured mean MSE of tables/amplification.csv
+    (open circles). Middle: the HESSE covariance's predicted variance over the measured one,
+    with its standard error. Right, on the same axis: (median HESSE error / replica std)^2 of
+    each parameter. Binnings the fit reproduces by construction (the radial fit's angles) are
+    left out; projected and joint binnings are separate lines.
+    """
+    rows = uncertainty[np.isfinite(uncertainty["n_equiv"])]
+    settings = sorted({(d, n) for d, n in rows[["dim", "n_train"]].itertuples(index=False)})
+    fig, axes = plt.subplots(1, 3, figsize=(13.0, 4.4), squeeze=True,
+                             gridspec_kw={"width_ratios": [1.0, 1.0, 0.5]})
+    ax_mse, ax_ratio, ax_par = axes
+    ax_par.sharey(ax_ratio)
+    measured = _asymptotic_or_exact(amplification[amplification["generator"] == "fit"])
+    names = list(dict.fromkeys(parameters["parameter"]))
+    for i, (dim, n_train) in enumerate(settings):
+        color = f"C{i % 10}"
+        sel = rows[(rows["dim"] == dim) & (rows["n_train"] == n_train)]
+        for binning, part in sel.groupby("binning", sort=True):
+            part = part.sort_values("n_cells")
+            k = part["n_cells"].to_numpy(float)
+            marker = "s" if binning == "joint" else "o"
+            ax_mse.plot(k, part["bias2"], color=color, ls="--", marker="v", ms=3, lw=1)
+            ax_mse.plot(k, part["variance"], color=color, ls=":", marker="^", ms=3, lw=1)
+            ax_mse.plot(k, part["bias2"] + part["variance"], color=color, lw=1.2)
+            got = measured[(measured["dim"] == dim) & (measured["n_train"] == n_train)
+                           & (measured["binning"] == binning)]
+            got = got[got["n_quantiles"].isin(part["n_quantiles"])].sort_values("n_cells")
+            ax_mse.plot(got["n_cells"], got["mse_mean"], ls="none", marker="o", ms=7,
+                        mfc="none", color=color)
+            ax_ratio.errorbar(k, part["variance_ratio"], yerr=part["variance_ratio_err"],
+                              color=color, marker=marker, ms=4, capsize=2, lw=1)
+        par = parameters[(parameters["dim"] == dim) & (parameters["n_train"] == n_train)]
+        x = [names.index(p) + 0.6 * (i + 0.5) / len(settings) - 0.3 for p in par["parameter"]]
+        ax_par.plot(x, par["error_ratio"] ** 2, ls="none", marker="D", ms=4, color=color)
+    for ax in (ax_mse, ax_ratio):
+        _log_axis(ax.xaxis, ax.set_xscale)
+        ax.set_xlabel("cells $K$")
+        ax.grid(True, alpha=0.3)
+    _log_axis(ax_mse.yaxis, ax_mse.set_yscale)
+    ax_mse.set_ylabel("mean quantile MSE over replicas")
+    ax_mse.set_title("fit MSE = bias$^2$ + variance", fontsize=9)
+    ax_ratio.axhline(1.0, color="0.4", ls="--", lw=0.8)
+    ax_ratio.set_ylabel("predicted / measured variance")
+    ax_ratio.set_title("HESSE covariance propagated to the cells", fontsize=9)
+    ax_par.axhline(1.0, color="0.4", ls="--", lw=0.8)
+    ax_par.set_xticks(range(len(names)))
+    ax_par.set_xticklabels(names, rotation=90, fontsize=8)
+    ax_par.set_xlim(-0.5, len(names) - 0.5)
+    ax_par.set_title("parameters: (HESSE error\n/ replica std)$^2$", fontsize=9)
+    ax_par.tick_params(labelleft=False)
+    ax_par.grid(True, axis="y", alpha=0.3)
+    handles = [Line2D([], [], color=f"C{i % 10}", lw=1.2,
+                      label=f"{_label('fit', d)}, d={d}, $n_{{train}}$={n}")
+               for i, (d, n) in enumerate(settings)]
+    handles += [Line2D([], [], color="0.3", ls="--", marker="v", ms=3, label="bias$^2$"),
+                Line2D([], [], color="0.3", ls=":", marker="^", ms=3, label="variance"),
+                Line2D([], [], color="0.3", lw=1.2, label="bias$^2$ + variance"),
+                Line2D([], [], color="0.3", ls="none", marker="o", mfc="none", ms=7,
+                       label="mean MSE (amplification table)")]
+    ax_mse.legend(handles=handles, fontsize=6)
+    ax_ratio.legend(handles=[
+        Line2D([], [], color="0.3", marker="o", ls="none", ms=4, label="projected binning"),
+        Line2D([], [], color="0.3", marker="s", ls="none", ms=4, label="joint cells")],
+        fontsize=6)
+    if not settings:
+        ax_mse.text(0.5, 0.5, "no binning the fit does not reproduce exactly",
+                    ha="center", va="center", transform=ax_mse.transAxes, fontsize=8)
     fig.tight_layout()
     return save(fig, stem)

@@ -155,12 +155,14 @@ class CellCounter:
         """
         names = self.target.coordinates
         out = []
-        for b in self.binnings:
+        for b, inner_edges in zip(self.binnings, self._edges, strict=True):
             probs = np.ones(1)
-            for c in b.columns(self.target):
-                e = edges(self.target, names[c], b.n_quantiles)
-                cdf = np.asarray(marginal_cdfs[names[c]](e), dtype=np.float64)
-                cdf[0], cdf[-1] = 0.0, 1.0  # the support bounds hold all the mass
+            for c, inner in zip(b.columns(self.target), inner_edges, strict=True):
+                cdf = np.asarray(marginal_cdfs[names[c]](inner), dtype=np.float64)
+                # the support bounds hold all the mass; the edges are the cached inner ones
+                # (inverting the CDFs again on every call would dominate the cost of a fit's
+                # Jacobian, see ganplify.fit_uncertainty)
+                cdf = np.concatenate([[0.0], cdf, [1.0]])
                 probs = np.multiply.outer(probs, np.diff(cdf)).ravel()
             out.append(probs)
         return out

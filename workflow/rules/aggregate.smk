@@ -3,6 +3,7 @@
 localrules:
     config_snapshot,
     aggregate,
+    fit_uncertainty,
     provenance,
     manifest,
 
@@ -42,6 +43,29 @@ rule aggregate:
         "ganplify aggregate --results {params.results} > {log} 2>&1"
 
 
+# The fit's MSE as bias and variance, its HESSE errors against its replica spread
+# (ganplify.fit_uncertainty); requested only when the study runs the fit (FIT_TABLES).
+rule fit_uncertainty:
+    input:
+        config=f"{RESULTS}/config.yaml",
+        flags=fit_flags(),
+    output:
+        uncertainty=report(
+            f"{RESULTS}/tables/fit_uncertainty.csv",
+            caption="../report/fit_uncertainty_table.rst",
+            category="Tables",
+        ),
+        parameters=f"{RESULTS}/tables/fit_parameters.csv",
+    log:
+        f"{RESULTS}/logs/fit_uncertainty.log",
+    params:
+        results=results_root,
+    conda:
+        "../../envs/ganplify.yaml"
+    shell:
+        "ganplify fit-uncertainty --results {params.results} > {log} 2>&1"
+
+
 rule provenance:
     input:
         rules.aggregate.output,
@@ -61,6 +85,7 @@ rule manifest:
     input:
         rules.aggregate.output,
         rules.provenance.output,
+        FIT_TABLES,
         [f for name in FIGURES for f in figure_files(name)],
     output:
         f"{RESULTS}/MANIFEST.sha256",

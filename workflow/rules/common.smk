@@ -8,6 +8,7 @@ from snakemake.logging import logger
 
 from ganplify import config as gconfig
 from ganplify import figures as gfigures
+from ganplify import fit_uncertainty as gfit_uncertainty
 from ganplify import generators as ggenerators
 from ganplify import slurm as gslurm
 from ganplify import study as gstudy
@@ -20,6 +21,12 @@ except gconfig.ConfigError as exc:
 RESULTS = f"results/{STUDY['study']}"
 CHUNKS = gstudy.plan(STUDY)
 FIGURES = gfigures.planned(STUDY)
+# tables/fit_uncertainty.csv and tables/fit_parameters.csv, where the study runs the fit
+FIT_TABLES = (
+    [f"{RESULTS}/tables/{t}.csv" for t in gfit_uncertainty.TABLES]
+    if gfit_uncertainty.applies(STUDY)
+    else []
+)
 # (setting folder, chunk name) -> chunk, for the rules' parameter lookups
 _CHUNK_BY_KEY = {(c.setting.relpath.removeprefix("replicas/"), c.name): c for c in CHUNKS}
 
@@ -106,6 +113,20 @@ def evaluated_flags():
     return [f"{RESULTS}/{c.evaluated_flag}" for c in CHUNKS]
 
 
+def fit_flags():
+    """Evaluation flags of the fit's chunks: their jobs write the fit.json files."""
+    return [
+        f"{RESULTS}/{c.evaluated_flag}"
+        for c in CHUNKS
+        if c.setting.generator == gfit_uncertainty.GENERATOR
+    ]
+
+
+def figure_tables(name):
+    """The tables a figure is drawn from."""
+    return [f"{RESULTS}/tables/{t}.csv" for t in gfigures.FIGURES[name].tables]
+
+
 def figure_files(name):
     return [f"{RESULTS}/figures/{name}.png", f"{RESULTS}/figures/{name}.pdf"]
 
@@ -113,6 +134,7 @@ def figure_files(name):
 def final_outputs():
     out = [f"{RESULTS}/config.yaml", f"{RESULTS}/provenance.json", f"{RESULTS}/MANIFEST.sha256"]
     out += [f"{RESULTS}/tables/{t}.csv" for t in ("mse", "amplification", "replicas")]
+    out += FIT_TABLES
     for name in FIGURES:
         out += figure_files(name)
     return out

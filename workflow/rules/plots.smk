@@ -8,7 +8,7 @@ for _figure in FIGURES:
             f"plot_{_figure}"
         localrule: True
         input:
-            rules.aggregate.output.amplification,
+            figure_tables(_figure),
         output:
             report(
                 f"{RESULTS}/figures/{_figure}.png",
