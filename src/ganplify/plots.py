@@ -23,9 +23,11 @@ from ganplify.baselines import mixture_logpdf
 from ganplify.targets import GaussianShell
 
 COLORS = {"sample": "tab:blue", "fit": "tab:green", "gan": "tab:orange",
-          "bootstrap": "tab:gray", "kde": "tab:purple"}
+          "bootstrap": "tab:gray", "kde": "tab:purple", "flow": "tab:red",
+          "flow_matching": "tab:brown"}
 LABELS = {"sample": "sample", "fit": "5-parameter fit", "gan": "GAN",
-          "bootstrap": "bootstrap", "kde": "KDE"}
+          "bootstrap": "bootstrap", "kde": "KDE", "flow": "spline flow",
+          "flow_matching": "flow matching"}
 
 
 def save(fig: plt.Figure, stem: str | Path) -> list[Path]:
