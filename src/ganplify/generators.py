@@ -18,7 +18,7 @@ import numpy as np
 
 from ganplify.baselines import fit_camel_back, fit_radius, mixture_cdf
 from ganplify.quantiles import CellCounter
-from ganplify.targets import GaussianShell
+from ganplify.targets import GaussianShell, Shell
 
 
 @dataclass
@@ -55,12 +55,12 @@ class Sample:
     operational: ClassVar[frozenset[str]] = frozenset({"replicas"})
 
     def fit(
-        self, target: GaussianShell, train_sets: np.ndarray, seeds: Sequence[int], options: dict
+        self, target: Shell, train_sets: np.ndarray, seeds: Sequence[int], options: dict
     ) -> list[ReplicaFit]:
         return [ReplicaFit(int(s)) for s in seeds]
 
     def sampler(
-        self, target: GaussianShell, replica: ReplicaFit
+        self, target: Shell, replica: ReplicaFit
     ) -> Callable[[int, np.random.Generator], np.ndarray]:
         return target.sample
 
@@ -92,12 +92,12 @@ class Bootstrap:
     operational: ClassVar[frozenset[str]] = frozenset({"replicas"})
 
     def fit(
-        self, target: GaussianShell, train_sets: np.ndarray, seeds: Sequence[int], options: dict
+        self, target: Shell, train_sets: np.ndarray, seeds: Sequence[int], options: dict
     ) -> list[ReplicaFit]:
         return [ReplicaFit(int(s), data=x) for s, x in zip(seeds, train_sets, strict=True)]
 
     def sampler(
-        self, target: GaussianShell, replica: ReplicaFit
+        self, target: Shell, replica: ReplicaFit
     ) -> Callable[[int, np.random.Generator], np.ndarray]:
         x = replica.data
 
@@ -174,7 +174,7 @@ class Kde:
         return gaussian_kde(x.T, bw_method=bandwidth)
 
     def fit(
-        self, target: GaussianShell, train_sets: np.ndarray, seeds: Sequence[int], options: dict
+        self, target: Shell, train_sets: np.ndarray, seeds: Sequence[int], options: dict
     ) -> list[ReplicaFit]:
         out = []
         for seed, x in zip(seeds, train_sets, strict=True):
@@ -184,7 +184,7 @@ class Kde:
         return out
 
     def sampler(
-        self, target: GaussianShell, replica: ReplicaFit
+        self, target: Shell, replica: ReplicaFit
     ) -> Callable[[int, np.random.Generator], np.ndarray]:
         kde = replica.data
 
@@ -215,7 +215,7 @@ class Fit:
     operational: ClassVar[frozenset[str]] = frozenset({"replicas"})
 
     def fit(
-        self, target: GaussianShell, train_sets: np.ndarray, seeds: Sequence[int], options: dict
+        self, target: Shell, train_sets: np.ndarray, seeds: Sequence[int], options: dict
     ) -> list[ReplicaFit]:
         fit_one = fit_camel_back if target.dim == 1 else fit_radius
         out = []
@@ -225,7 +225,7 @@ class Fit:
         return out
 
     def probabilities(
-        self, target: GaussianShell, replica: ReplicaFit, counter: CellCounter
+        self, target: Shell, replica: ReplicaFit, counter: CellCounter
     ) -> list[np.ndarray]:
         values = replica.info["values"]
         if target.dim == 1:
