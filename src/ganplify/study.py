@@ -219,15 +219,16 @@ class Chunk:
 
 
 def settings(config: Mapping) -> list[Setting]:
-    """All settings of a validated config, in a stable order."""
+    """All settings of a validated config, in a stable order (target, dim, n_train, generator)."""
     out = []
-    for key in config["dims"]:
-        dim = int(key)
-        ax = cfg.axes(config, dim)
-        for n_train in sorted(ax["n_train"]):
-            for gen in ax["generators"]:
-                out.append(Setting(config["target"], dim, n_train, gen,
-                                   generator_options(config, gen, dim)))
+    for target in cfg.targets(config):
+        for key in config["dims"]:
+            dim = int(key)
+            ax = cfg.axes(config, dim)
+            for n_train in sorted(ax["n_train"]):
+                for gen in ax["generators"]:
+                    out.append(Setting(target, dim, n_train, gen,
+                                       generator_options(config, gen, dim)))
     return out
 
 
