@@ -29,6 +29,8 @@ def small_config(target, generators=("sample", "fit", "kde"), **changes) -> dict
 def test_one_target_plans_the_papers_figures_and_no_comparison():
     planned = set(figures.planned(small_config("gaussian_shell")))
     assert PAPER_FIGURES <= planned and "league" in planned
+    assert "truth_families" not in planned
+    assert "truth_families" not in figures.planned(small_config(["student_shell"]))
 
 
 def test_a_study_without_the_gaussian_shell_skips_the_papers_figures():
@@ -40,8 +42,11 @@ def test_a_study_without_the_gaussian_shell_skips_the_papers_figures():
 
 def test_two_targets_keep_the_papers_figures_for_the_gaussian_shell():
     config = small_config(["student_shell", "gaussian_shell"])
-    assert PAPER_FIGURES <= set(figures.planned(config))
+    assert PAPER_FIGURES | {"truth_families"} <= set(figures.planned(config))
     assert figures.shown_target(config) == "gaussian_shell"
+    # nothing to compare without a generator besides the truth's own samples
+    only_sample = small_config(["student_shell", "gaussian_shell"], generators=["sample"])
+    assert "truth_families" not in figures.planned(only_sample)
 
 
 @pytest.fixture(scope="module")
@@ -73,3 +78,43 @@ def test_figures_of_one_target_get_its_rows_only(two_target_study, monkeypatch, 
         paths = figures.draw(name, results, config, tmp_path / name)
         assert all(p.is_file() and p.stat().st_size > 0 for p in paths)
     assert seen == {"fig2": {"gaussian_shell"}, "league": {"gaussian_shell"}}
+
+
+def test_truth_families_figure_draws_every_target(two_target_study, monkeypatch, tmp_path):
+    results, config = two_target_study
+    seen = {}
+    real = plots.truth_families_figure
+
+    def spy(table, *args, **kwargs):
+        seen["targets"] = set(table["target"])
+        seen["order"] = kwargs["targets"]
+        return real(table, *args, **kwargs)
+
+    monkeypatch.setattr(plots, "truth_families_figure", spy)
+    paths = figures.draw("truth_families", results, config, tmp_path / "truth_families")
+    assert [p.suffix for p in paths] == [".png", ".pdf"]
+    assert all(p.is_file() and p.stat().st_size > 0 for p in paths)
+    assert seen == {"targets": {"gaussian_shell", "student_shell"},
+                    "order": ["gaussian_shell", "student_shell"]}
+
+
+def test_truth_families_figure_marks_each_target(two_target_study, monkeypatch, tmp_path):
+    """One panel per (dim, n_train); each target keeps its own marker and legend entry."""
+    import matplotlib.pyplot as plt
+
+    from ganplify.amplification import read_amplification
+
+    results, _ = two_target_study
+    table = read_amplification(results / "tables" / "amplification.csv")
+    saved = {}
+    monkeypatch.setattr(plots, "save", lambda fig, stem: saved.setdefault("fig", fig) and [])
+    plots.truth_families_figure(table, tmp_path / "x", targets=["gaussian_shell", "student_shell"])
+    fig = saved["fig"]
+    axes = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in axes] == ["d=1, n_train=50", "d=2, n_train=50"]
+    for ax in axes:
+        legend = [t.get_text() for t in ax.get_legend().get_texts()]
+        assert legend[-2:] == ["Gaussian shell", "Student-t shell"]
+        markers = {line.get_marker() for line in ax.get_lines() if line.get_marker() != "None"}
+        assert {"o", "s"} <= markers
+    plt.close(fig)

@@ -6,7 +6,8 @@ workflow/report/<name>.rst, and one entry here.
 
 A study may have several truth targets. Every figure but `truth_families` shows one of them,
 `shown_target`: the paper's Gaussian shell when the study has it, else its first target. The
-paper's figures (fig*) need the Gaussian shell and are left out of a study without it.
+paper's figures (fig*) need the Gaussian shell and are left out of a study without it;
+`truth_families` compares the targets and is made only when there are several.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ PAPER_TARGET = "gaussian_shell"
 
 
 def shown_target(config: Mapping) -> str:
-    """The target the figures show."""
+    """The target every figure but `truth_families` shows."""
     names = cfg.targets(config)
     return PAPER_TARGET if PAPER_TARGET in names else names[0]
 
@@ -32,6 +33,10 @@ def shown_target(config: Mapping) -> str:
 def _paper(applies: Callable[[Mapping], bool]) -> Callable[[Mapping], bool]:
     """A paper figure applies only to a study of the paper's target."""
     return lambda config: PAPER_TARGET in cfg.targets(config) and applies(config)
+
+
+def _several_targets(config: Mapping) -> bool:
+    return len(cfg.targets(config)) > 1
 
 
 def _dims_with(config: Mapping, predicate: Callable[[dict], bool]) -> list[int]:
@@ -251,6 +256,12 @@ def _robustness(results: Path, config: Mapping, table, stem: Path) -> list[Path]
     return plots.robustness_figure(table, stem, config["aggregate"]["robust_cl"])
 
 
+def _truth_families(results: Path, config: Mapping, table, stem: Path) -> list[Path]:
+    from ganplify import plots
+
+    return plots.truth_families_figure(table, stem, targets=cfg.targets(config))
+
+
 FIGURES: dict[str, Figure] = {
     "fig1_camel_back": Figure(_paper(_has_dim(1)), _fig1),
     "fig2_camel_back_mse": Figure(
@@ -274,6 +285,10 @@ FIGURES: dict[str, Figure] = {
     "league": Figure(_has_generator(_is_model), _league),
     "effective_parameters": Figure(_has_generator(_is_model), _effective_parameters),
     "robustness": Figure(_has_generator(_is_model), _robustness),
+    "truth_families": Figure(
+        lambda c: _several_targets(c) and _has_generator(_is_model)(c), _truth_families,
+        all_targets=True,
+    ),
 }
 
 
