@@ -59,6 +59,21 @@ def test_paper_config_is_the_papers_protocol():
     assert max(cfg.axes(c, 5)["n_generated"]) >= 10**7
 
 
+def test_heavy_tails_config_compares_two_truth_families_on_cpu():
+    c = cfg.load(REPO / "config" / "heavy_tails.yaml")
+    assert cfg.targets(c) == ["gaussian_shell", "student_shell"]
+    assert set(c["dims"]) == {"1", "2"} and c["seeds"]["count"] == 100
+    assert cfg.axes(c, 1)["n_train"] == [100] and cfg.axes(c, 1)["quantiles"] == [10, 20, 50]
+    assert cfg.axes(c, 2)["joint"] == [7]
+    for dim in (1, 2):
+        assert cfg.axes(c, dim)["generators"] == ["sample", "fit", "bootstrap", "kde"]
+    assert cfg.validate(c) == c
+    # its Gaussian-shell settings are the quick default's: same hashes, same folders
+    quick = {s.relpath for s in study.settings(cfg.load(REPO / "config" / "config.yaml"))}
+    gauss = {s.relpath for s in study.settings(c) if s.target == "gaussian_shell"}
+    assert gauss and gauss <= quick
+
+
 def test_base_config_resolves_axes():
     c = cfg.validate(BASE)
     assert c["evaluation"]["chunk_size"] > 0
