@@ -1,4 +1,4 @@
-"""Which figures a study plans, and which target's rows each figure is drawn from."""
+"""Studies of several targets: the figures they plan, the rows each figure and summary show."""
 
 from __future__ import annotations
 
@@ -118,3 +118,11 @@ def test_truth_families_figure_marks_each_target(two_target_study, monkeypatch, 
         markers = {line.get_marker() for line in ax.get_lines() if line.get_marker() != "None"}
         assert {"o", "s"} <= markers
     plt.close(fig)
+
+
+def test_summary_names_the_target_of_each_row(two_target_study, capsys):
+    results, _ = two_target_study
+    assert ganplify_main(["summary", str(results), "--generator", "fit"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[0] == "target"
+    assert {line.split()[0] for line in lines[1:]} == {"gaussian_shell", "student_shell"}
