@@ -114,3 +114,14 @@ def test_radial_fit_recovers_the_shell_and_its_cells(dim):
 def test_radial_fit_failures_carry_a_reason():
     assert "at least 3" in fit_radius(np.zeros((2, 2))).reason
     assert "identical" in fit_radius(np.ones((10, 3))).reason
+
+
+def test_a_fit_at_a_limit_names_the_parameter():
+    """A ring whose radii are mostly near 4 but one far out in a heavy tail: |N(mu, sigma)|
+    fits them best as a half-normal, mu at its bound 0 (within half its error)."""
+    rng = np.random.default_rng(21)
+    r = np.concatenate([np.abs(4.0 + rng.standard_t(3, size=99)), [41.0]])
+    phi = rng.uniform(0, 2 * np.pi, size=100)
+    result = fit_radius(np.column_stack([r * np.cos(phi), r * np.sin(phi)]))
+    assert not result.ok
+    assert "parameter at limit: mu" in result.reason, result.reason

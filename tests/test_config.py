@@ -59,6 +59,21 @@ def test_paper_config_is_the_papers_protocol():
     assert max(cfg.axes(c, 5)["n_generated"]) >= 10**7
 
 
+def test_heavy_tails_config_compares_two_truth_families_on_cpu():
+    c = cfg.load(REPO / "config" / "heavy_tails.yaml")
+    assert cfg.targets(c) == ["gaussian_shell", "student_shell"]
+    assert set(c["dims"]) == {"1", "2"} and c["seeds"]["count"] == 100
+    assert cfg.axes(c, 1)["n_train"] == [100] and cfg.axes(c, 1)["quantiles"] == [10, 20, 50]
+    assert cfg.axes(c, 2)["joint"] == [7]
+    for dim in (1, 2):
+        assert cfg.axes(c, dim)["generators"] == ["sample", "fit", "bootstrap", "kde"]
+    assert cfg.validate(c) == c
+    # its Gaussian-shell settings are the quick default's: same hashes, same folders
+    quick = {s.relpath for s in study.settings(cfg.load(REPO / "config" / "config.yaml"))}
+    gauss = {s.relpath for s in study.settings(c) if s.target == "gaussian_shell"}
+    assert gauss and gauss <= quick
+
+
 def test_base_config_resolves_axes():
     c = cfg.validate(BASE)
     assert c["evaluation"]["chunk_size"] > 0
@@ -76,7 +91,14 @@ def test_minimal_config_takes_builtin_defaults():
 
 BAD = [
     # (description, change, words the message must contain)
-    ("unknown target", lambda c: c.update(target="camel"), ["target", "gaussian_shell"]),
+    ("unknown target", lambda c: c.update(target="camel"),
+     ["target", "'camel'", "gaussian_shell, student_shell"]),
+    ("unknown target in a list", lambda c: c.update(target=["gaussian_shell", "studnt_shell"]),
+     ["target[1]", "'studnt_shell'", "did you mean 'student_shell'", "gaussian_shell"]),
+    ("empty target list", lambda c: c.update(target=[]), ["target", "student_shell"]),
+    ("repeated target", lambda c: c.update(target=["student_shell", "student_shell"]),
+     ["target", "distinct"]),
+    ("target not a name", lambda c: c.update(target=3), ["target = 3", "gaussian_shell"]),
     ("d < 1", lambda c: c["dims"].update({0: {}}), ["dims", "'0'", "1 .. 99"]),
     ("d not an integer", lambda c: c["dims"].update({"two": {}}), ["dims", "'two'"]),
     ("n_train < 2", lambda c: c["dims"][1].update(n_train=[1]), ["dims.1.n_train", ">= 2"]),
@@ -128,6 +150,45 @@ def test_not_a_mapping_and_bad_files(tmp_path):
     bad.write_text("study: [unclosed\n")
     with pytest.raises(cfg.ConfigError, match="not valid YAML"):
         cfg.load(bad)
+
+
+def test_target_is_one_name_or_a_list():
+    single = cfg.validate(BASE)
+    assert single["target"] == "gaussian_shell"  # kept as written (the results' config.yaml)
+    assert cfg.targets(single) == ["gaussian_shell"]
+    listed = cfg.validate(with_change(lambda c: c.update(target=["gaussian_shell"])))
+    assert listed["target"] == ["gaussian_shell"] and cfg.targets(listed) == ["gaussian_shell"]
+    # the same jobs, hashes and paths either way
+    assert [ch.spec() for ch in study.plan(listed)] == [ch.spec() for ch in study.plan(single)]
+
+
+def test_schema_names_every_registered_target():
+    from ganplify.targets import TARGETS
+
+    description = cfg.schema()["properties"]["target"]["description"]
+    assert all(name in description for name in TARGETS)
+
+
+def test_plan_expands_over_targets():
+    single = study.plan(cfg.validate(BASE))
+    both = study.plan(cfg.validate(with_change(
+        lambda c: c.update(target=["gaussian_shell", "student_shell"]))))
+    assert len(both) == 2 * len(single)
+    gauss, student = both[: len(single)], both[len(single):]
+    # the first target's jobs are those of the single-target study, hashes and paths included
+    assert gauss == single
+    assert [c.evaluated_flag for c in gauss] == [c.evaluated_flag for c in single]
+
+    def axes_of(chunks):
+        return [(c.setting.dim, c.setting.n_train, c.setting.generator, c.seeds, c.binnings,
+                 c.n_generated, dict(c.setting.options)) for c in chunks]
+
+    assert axes_of(student) == axes_of(single)
+    assert all(c.setting.target == "student_shell" for c in student)
+    assert all(c.setting.relpath.startswith("replicas/student_shell-d") for c in student)
+    assert not {c.setting.phash for c in student} & {c.setting.phash for c in single}
+    rebuilt = study.Chunk.from_spec(student[0].spec())
+    assert rebuilt == student[0] and rebuilt.setting.make_target().name == "student_shell"
 
 
 def test_plan_expands_axes_and_chunks():

@@ -4,8 +4,11 @@ import numpy as np
 import pytest
 from scipy import integrate, stats
 
+from ganplify.quantiles import Binning, CellCounter, binnings_for
 from ganplify.targets import (
+    TARGETS,
     GaussianShell,
+    StudentShell,
     angle_cdf,
     angle_ppf,
     make_target,
@@ -132,3 +135,111 @@ def test_sampling_is_reproducible_from_the_seed():
     a = t.sample(10, np.random.default_rng(7))
     b = t.sample(10, np.random.default_rng(7))
     np.testing.assert_array_equal(a, b)
+
+
+# --------------------------------------------------------------------------- the Student-t shell
+
+
+def test_targets_registry():
+    assert list(TARGETS) == ["gaussian_shell", "student_shell"]
+    assert make_target("student_shell", 3) == StudentShell(3)
+    assert StudentShell(1).nu == 3.0 and (StudentShell(1).mu, StudentShell(1).sigma) == (4, 1)
+
+
+@pytest.mark.parametrize("dim", [1, 2, 5])
+def test_student_sampling_matches_exact_cdfs(dim):
+    target = StudentShell(dim)
+    x = target.sample(N_SAMPLE, np.random.default_rng(2000 + dim))
+    coords = target.to_coordinates(x)
+    for j, name in enumerate(target.coordinates):
+        result = stats.kstest(coords[:, j], lambda v, n=name: target.cdf(n, v))
+        assert result.pvalue > ALPHA, (dim, name, result)
+
+
+def test_student_camel_back_density_and_cdf():
+    """d = 1 is [t3(x; -4, 1) + t3(x; 4, 1)] / 2, radial F(r) = T3(r - 4) + T3(r + 4) - 1."""
+    target = StudentShell(1)
+    x = np.linspace(-60, 60, 241)
+    expected = 0.5 * (stats.t.pdf(x, 3, -4, 1) + stats.t.pdf(x, 3, 4, 1))
+    np.testing.assert_allclose(target.pdf(x[:, None]), expected, rtol=1e-12)
+    np.testing.assert_allclose(target.cdf("x", x),
+                               0.5 * (stats.t.cdf(x, 3, -4, 1) + stats.t.cdf(x, 3, 4, 1)),
+                               atol=1e-15)
+    r = np.linspace(0, 1000, 401)
+    cdf = stats.t.cdf(r - 4, 3) + stats.t.cdf(r + 4, 3) - 1
+    np.testing.assert_allclose(target.radial_cdf(r), cdf, atol=1e-15)
+    np.testing.assert_allclose(target.radial_sf(r), stats.t.sf(r - 4, 3) + stats.t.sf(r + 4, 3),
+                               rtol=1e-12)
+
+
+@pytest.mark.parametrize("cls", [GaussianShell, StudentShell])
+def test_radial_cdf_is_the_integral_of_the_radial_pdf(cls):
+    target = cls(2)
+    for r in [0.3, 2.0, 3.9, 4.0, 4.5, 7.0, 15.0, 80.0]:
+        # split at the peak so that quad sees it; the remaining tail mass is checked separately
+        integral = sum(integrate.quad(target.radial_pdf, a, b, epsabs=1e-14, limit=200)[0]
+                       for a, b in [(0.0, min(r, 4.0)), (min(r, 4.0), r)])
+        assert target.radial_cdf(r) == pytest.approx(integral, abs=1e-12), r
+    tail = integrate.quad(target.radial_pdf, 80.0, np.inf, epsabs=1e-15)[0]
+    assert target.radial_sf(80.0) == pytest.approx(tail, rel=1e-8)
+
+
+def test_student_tail_is_heavy_and_variance_finite():
+    student, gauss = StudentShell(1), GaussianShell(1)
+    # P(|x| > 10): ~4e-3 for t3 (power law), ~1e-9 for the Gaussian
+    assert student.radial_sf(10.0) > 1e-3 > 1e6 * gauss.radial_sf(10.0)
+    assert student.total_std() == pytest.approx(np.sqrt(16 + 3))  # Var t3 = 3
+    x = student.sample(400_000, np.random.default_rng(5))
+    # the sample variance of t3 converges slowly (infinite fourth moment): a loose check
+    assert np.sqrt(np.mean(x**2)) == pytest.approx(student.total_std(), rel=0.05)
+    with pytest.raises(ValueError, match="nu must exceed 2"):
+        StudentShell(1, nu=2.0)
+
+
+@pytest.mark.parametrize("dim", [1, 2, 5])
+def test_student_ppf_inverts_cdf_to_1e10_also_far_in_the_tail(dim):
+    target = StudentShell(dim)
+    u = np.concatenate([np.linspace(0, 1, 201)[1:-1],
+                        [1e-12, 1e-6, 1 - 1e-6, 1 - 1e-9, 1 - 1e-12, 1 - 1e-15]])
+    for name in target.coordinates:
+        v = target.ppf(name, u)
+        assert np.all(np.diff(v[:199]) > 0), name
+        np.testing.assert_allclose(target.cdf(name, v), u, atol=1e-10, err_msg=name)
+    if dim > 1:  # upper edges of the radius far out in the tail, to relative precision
+        u = np.array([1 - 1e-9, 1 - 1e-15])
+        r = target.ppf("r", u)
+        np.testing.assert_allclose(target.radial_sf(r), 1 - u, rtol=1e-9)
+        assert r[-1] > 1e4  # a power-law tail: far beyond the Gaussian's 40 sigma
+
+
+# Chi-square test of equiprobable cells: the family-wise false-alarm probability over the
+# parametrised cases below is at most 1e-4 (each test at 1e-4 / 8).
+CHI2_ALPHA = 1e-4 / 8
+N_CELLS_SAMPLE = 200_000
+
+
+@pytest.mark.parametrize(("cls", "dim", "q"), [
+    (StudentShell, 1, 50), (StudentShell, 2, 10), (StudentShell, 3, 6), (StudentShell, 5, 3),
+    (GaussianShell, 1, 50), (GaussianShell, 2, 10), (GaussianShell, 3, 6), (GaussianShell, 5, 3),
+])
+def test_every_product_cell_has_probability_one_over_k(cls, dim, q):
+    """Binning coordinates are independent under the truth: joint cells (and each projected
+    binning) are equiprobable, tested with a chi-square of a large sample (fixed seed)."""
+    target = cls(dim)
+    binnings = binnings_for(dim, [q], [q])
+    x = target.sample(N_CELLS_SAMPLE, np.random.default_rng(3000 + 10 * dim + q))
+    for binning, counts in zip(binnings, CellCounter(target, binnings).counts(x), strict=True):
+        expected = N_CELLS_SAMPLE / binning.n_cells
+        assert expected >= 20  # the chi-square approximation holds
+        stat = float(np.sum((counts - expected) ** 2 / expected))
+        p_value = stats.chi2.sf(stat, binning.n_cells - 1)
+        assert p_value > CHI2_ALPHA, (cls.name, binning, stat, p_value)
+
+
+def test_exact_cell_probabilities_are_one_over_k():
+    """From the exact CDFs: every product cell of the Student shell holds 1/K to rounding."""
+    target = StudentShell(3)
+    counter = CellCounter(target, [Binning("joint", 5, 3), Binning("r", 50, 3)])
+    cdfs = {name: (lambda e, n=name: target.cdf(n, e)) for name in target.coordinates}
+    for probs in counter.probabilities(cdfs):
+        np.testing.assert_allclose(probs, 1.0 / len(probs), atol=1e-13)

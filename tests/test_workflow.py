@@ -101,6 +101,21 @@ def test_dry_run_of_the_paper_config(project):
     assert "--configfile" not in proc.stderr  # no warning about merged config files
 
 
+def test_dry_run_of_the_heavy_tails_config(project):
+    """Two truth families: every baseline setting once per target, and the comparison figure."""
+    proc = run_snakemake(project, "-n", "--configfile", "config/heavy_tails.yaml")
+    jobs = jobs_of(proc.stdout)
+    assert jobs["baseline"] == 16  # sample, fit, bootstrap, kde in d=1, 2, for both targets
+    assert "train" not in jobs and "evaluate" not in jobs
+    figures = {j.removeprefix("plot_") for j in jobs if j.startswith("plot_")}
+    assert figures == {"fig1_camel_back", "fig2_camel_back_mse", "fig4_ring_mse",
+                       "fig5_ring_cells", "amplification_vs_n_generated",
+                       "amplification_vs_n_train", "league", "effective_parameters",
+                       "robustness", "truth_families"}
+    for target in ("gaussian_shell", "student_shell"):
+        assert f"results/heavy_tails/replicas/{target}-d2/n100/fit-" in proc.stdout
+
+
 def test_bad_config_stops_before_any_job(project):
     proc = run_snakemake(project, "--config", "study=../escape", check=False)
     assert proc.returncode != 0

@@ -3,7 +3,7 @@
 A reproduction and extension of "GANplifying Event Samples" (Butter, Diefenbacher, Kasieczka,
 Nachman, Plehn). See README.md for the study workflow; the modules are
 
-targets       the truth family (Gaussian shells) with exact CDFs and transforms
+targets       the truth families (Gaussian and Student-t shells), exact CDFs, transforms
 quantiles     exact quantile binnings, the quantile MSE, N_equiv and amplification
 baselines     the 5-parameter maximum-likelihood fit of the camel back
 generators    every generator behind one interface, and their registry

@@ -83,10 +83,11 @@ def _failure_reason(m: Minuit) -> str:
     if not fmin.has_posdef_covar:
         reasons.append("covariance not positive definite")
     if fmin.has_parameters_at_limit:
+        # iminuit's own criterion: a bound closer than half the parameter's error
         at_limit = [
             p.name for p in m.params
             if p.has_limits
-            and (np.isclose(p.value, p.lower_limit) or np.isclose(p.value, p.upper_limit))
+            and min(p.value - p.lower_limit, p.upper_limit - p.value) < 0.5 * p.error
         ]
         reasons.append(f"parameter at limit: {', '.join(at_limit) or 'unknown'}")
     if not fmin.is_valid and not reasons:

@@ -249,6 +249,8 @@ def cmd_summary(args: argparse.Namespace) -> int:
         table = table[table["generator"].isin(args.generator)]
     cols = ["dim", "n_train", "generator", "binning", "n_quantiles", "n_generated",
             "n_replicas", "n_equiv", "amplification", "amplification_lo", "amplification_hi"]
+    if table["target"].nunique() > 1:  # a study of several truth families
+        cols.insert(0, "target")
     extra = [c for c in ("n_failed",) if c in table.columns]
     with pd.option_context("display.max_rows", None, "display.width", 200,
                            "display.float_format", "{:.3g}".format):

@@ -19,6 +19,7 @@ import jsonschema
 import yaml
 
 from ganplify import generators
+from ganplify import targets as truth
 
 # Built-in values of the per-dimension axes, below the config's `defaults` block.
 AXIS_DEFAULTS: dict[str, list] = {
@@ -167,6 +168,12 @@ def validate(raw: Any) -> dict:
     return config
 
 
+def targets(config: Mapping) -> list[str]:
+    """The study's truth targets, in config order (`target` is one name or a list)."""
+    value = config["target"]
+    return [value] if isinstance(value, str) else list(value)
+
+
 def axes(config: Mapping, dim: int) -> dict[str, Any]:
     """The axes of one dimension: built-in defaults < top-level seeds < `defaults` < `dims[dim]`."""
     return {
@@ -223,8 +230,20 @@ def _check_overrides(config: Mapping, key: str, root: dict) -> None:
             raise ConfigError(f"dims.{key}.{gen}.{message}")
 
 
+def _check_targets(config: Mapping) -> None:
+    listed = not isinstance(config["target"], str)
+    for i, name in enumerate(targets(config)):
+        if name not in truth.TARGETS:
+            key = f"target[{i}]" if listed else "target"
+            close = difflib.get_close_matches(name, list(truth.TARGETS), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"{key}: unknown target {name!r}{hint}; "
+                              f"allowed: {', '.join(truth.TARGETS)}")
+
+
 def _check_semantics(config: Mapping) -> None:
     root = schema()
+    _check_targets(config)
     for key in config["dims"]:
         _check_overrides(config, key, root)
         dim = int(key)

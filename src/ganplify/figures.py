@@ -3,6 +3,11 @@
 Kept apart from `plots` so that the workflow can list the figures without importing
 matplotlib. Each figure is one rule of the workflow (workflow/rules/plots.smk), one caption in
 workflow/report/<name>.rst, and one entry here.
+
+A study may have several truth targets. Every figure but `truth_families` shows one of them,
+`shown_target`: the paper's Gaussian shell when the study has it, else its first target. The
+paper's figures (fig*) need the Gaussian shell and are left out of a study without it;
+`truth_families` compares the targets and is made only when there are several.
 """
 
 from __future__ import annotations
@@ -14,6 +19,24 @@ from pathlib import Path
 from ganplify import config as cfg
 from ganplify import generators
 from ganplify.results import ResultsError, read_json
+
+# The paper's truth family.
+PAPER_TARGET = "gaussian_shell"
+
+
+def shown_target(config: Mapping) -> str:
+    """The target every figure but `truth_families` shows."""
+    names = cfg.targets(config)
+    return PAPER_TARGET if PAPER_TARGET in names else names[0]
+
+
+def _paper(applies: Callable[[Mapping], bool]) -> Callable[[Mapping], bool]:
+    """A paper figure applies only to a study of the paper's target."""
+    return lambda config: PAPER_TARGET in cfg.targets(config) and applies(config)
+
+
+def _several_targets(config: Mapping) -> bool:
+    return len(cfg.targets(config)) > 1
 
 
 def _dims_with(config: Mapping, predicate: Callable[[dict], bool]) -> list[int]:
@@ -45,11 +68,13 @@ def _is_model(name: str) -> bool:
 class Figure:
     """A figure: when it applies to a config, how to draw it (its caption, saying what it
     shows, is workflow/report/<name>.rst), and the tables (tables/<name>.csv) it is drawn
-    from, the inputs of its rule."""
+    from, the inputs of its rule. ``draw`` gets the amplification table of `shown_target`
+    only, or of every target when ``all_targets``."""
 
     applies: Callable[[Mapping], bool]
     draw: Callable[[Path, Mapping, object, Path], list[Path]]
     tables: tuple[str, ...] = ("amplification",)
+    all_targets: bool = False
 
 
 # --------------------------------------------------------------------------- helpers
@@ -75,8 +100,9 @@ def _first_seed(config: Mapping, dim: int) -> int:
 def _setting(config: Mapping, dim: int, n_train: int, generator: str):
     from ganplify import study
 
+    key = (shown_target(config), dim, n_train, generator)
     for s in study.settings(config):
-        if (s.dim, s.n_train, s.generator) == (dim, n_train, generator):
+        if (s.target, s.dim, s.n_train, s.generator) == key:
             return s
     return None
 
@@ -117,7 +143,7 @@ def _fig1(results: Path, config: Mapping, table, stem: Path) -> list[Path]:
     if fit is not None and _done(results, fit, seed):
         fit_values = read_json(results / fit.replica_dir(seed) / "fit.json")["values"]
     model = _model_sample(results, config, 1, n_train, seed, 100_000)
-    train = study.training_set(make_target(config["target"], 1), n_train, seed)
+    train = study.training_set(make_target(shown_target(config), 1), n_train, seed)
     return plots.truth_figure(
         stem, train=train, fit_values=fit_values,
         generated=None if model is None else model[1],
@@ -152,7 +178,7 @@ def _fig5(results: Path, config: Mapping, table, stem: Path) -> list[Path]:
     from ganplify.quantiles import Binning, CellCounter, edges
     from ganplify.targets import make_target
 
-    target = make_target(config["target"], 2)
+    target = make_target(shown_target(config), 2)
     q = 7 if 7 in cfg.axes(config, 2)["joint"] else _first(config, 2, "joint")
     n_train = _n_train(config, 2)
     seed = _first_seed(config, 2)
@@ -206,7 +232,7 @@ def _losses(results: Path, config: Mapping, table, stem: Path) -> list[Path]:
 
     histories = []
     for s in study.settings(config):
-        if s.generator != "gan":
+        if s.generator != "gan" or s.target != shown_target(config):
             continue
         frames = []
         for seed in cfg.replica_seeds(config, s.dim, s.generator):
@@ -247,23 +273,33 @@ def _fit_uncertainty(results: Path, config: Mapping, table, stem: Path) -> list[
         for name, columns in zip(fu.TABLES, (fu.UNCERTAINTY_COLUMNS, fu.PARAMETER_COLUMNS),
                                  strict=True)
     )
-    return plots.fit_uncertainty_figure(uncertainty, parameters, table, stem)
+    shown = shown_target(config)  # like the table it gets, one target
+    return plots.fit_uncertainty_figure(uncertainty[uncertainty["target"] == shown],
+                                        parameters[parameters["target"] == shown], table, stem)
+
+
+def _truth_families(results: Path, config: Mapping, table, stem: Path) -> list[Path]:
+    from ganplify import plots
+
+    return plots.truth_families_figure(table, stem, targets=cfg.targets(config))
 
 
 FIGURES: dict[str, Figure] = {
-    "fig1_camel_back": Figure(_has_dim(1), _fig1),
+    "fig1_camel_back": Figure(_paper(_has_dim(1)), _fig1),
     "fig2_camel_back_mse": Figure(
-        _has_dim(1),
+        _paper(_has_dim(1)),
         _mse(1, "camel back", lambda c: [("x", q) for q in sorted(cfg.axes(c, 1)["quantiles"])]),
     ),
-    "fig4_ring_mse": Figure(_has_dim(2), _mse(2, "ring", _projected_and_joint(2, sorted))),
-    "fig5_ring_cells": Figure(lambda c: _has_dim(2)(c) and bool(cfg.axes(c, 2)["joint"]), _fig5),
+    "fig4_ring_mse": Figure(_paper(_has_dim(2)), _mse(2, "ring", _projected_and_joint(2, sorted))),
+    "fig5_ring_cells": Figure(
+        _paper(lambda c: _has_dim(2)(c) and bool(cfg.axes(c, 2)["joint"])), _fig5
+    ),
     "fig6_shell_mse": Figure(
-        _has_dim(5),
+        _paper(_has_dim(5)),
         _mse(5, "spherical shell", _projected_and_joint(5, lambda qs: [3] if 3 in qs else qs[:1])),
     ),
     "fig7_shell_cells": Figure(
-        lambda c: _has_dim(5)(c) and any(q >= 4 for q in cfg.axes(c, 5)["joint"]), _fig7
+        _paper(lambda c: _has_dim(5)(c) and any(q >= 4 for q in cfg.axes(c, 5)["joint"])), _fig7
     ),
     "amplification_vs_n_generated": Figure(_has_generator(_is_model), _vs_events),
     "amplification_vs_n_train": Figure(_has_generator(_is_model), _vs_n_train),
@@ -273,6 +309,10 @@ FIGURES: dict[str, Figure] = {
     "robustness": Figure(_has_generator(_is_model), _robustness),
     "fit_uncertainty": Figure(_applies_fit_uncertainty, _fit_uncertainty,
                               ("amplification", "fit_uncertainty", "fit_parameters")),
+    "truth_families": Figure(
+        lambda c: _several_targets(c) and _has_generator(_is_model)(c), _truth_families,
+        all_targets=True,
+    ),
 }
 
 
@@ -289,6 +329,9 @@ def draw(name: str, results: Path, config: Mapping, stem: Path) -> list[Path]:
         raise ResultsError(f"unknown figure {name!r}; allowed: {', '.join(FIGURES)}")
     if name not in planned(config):
         raise ResultsError(f"figure {name!r} does not apply to study {config['study']!r}")
+    figure = FIGURES[name]
     table = read_amplification(results / "tables" / "amplification.csv")
-    return FIGURES[name].draw(results, config, table, stem)
+    if not figure.all_targets:
+        table = table[table["target"] == shown_target(config)]
+    return figure.draw(results, config, table, stem)
 

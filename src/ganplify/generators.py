@@ -24,7 +24,7 @@ from ganplify.baselines import (
     mixture_cdf,
 )
 from ganplify.quantiles import CellCounter
-from ganplify.targets import GaussianShell
+from ganplify.targets import GaussianShell, Shell
 
 
 @dataclass
@@ -61,12 +61,12 @@ class Sample:
     operational: ClassVar[frozenset[str]] = frozenset({"replicas"})
 
     def fit(
-        self, target: GaussianShell, train_sets: np.ndarray, seeds: Sequence[int], options: dict
+        self, target: Shell, train_sets: np.ndarray, seeds: Sequence[int], options: dict
     ) -> list[ReplicaFit]:
         return [ReplicaFit(int(s)) for s in seeds]
 
     def sampler(
-        self, target: GaussianShell, replica: ReplicaFit
+        self, target: Shell, replica: ReplicaFit
     ) -> Callable[[int, np.random.Generator], np.ndarray]:
         return target.sample
 
@@ -98,12 +98,12 @@ class Bootstrap:
     operational: ClassVar[frozenset[str]] = frozenset({"replicas"})
 
     def fit(
-        self, target: GaussianShell, train_sets: np.ndarray, seeds: Sequence[int], options: dict
+        self, target: Shell, train_sets: np.ndarray, seeds: Sequence[int], options: dict
     ) -> list[ReplicaFit]:
         return [ReplicaFit(int(s), data=x) for s, x in zip(seeds, train_sets, strict=True)]
 
     def sampler(
-        self, target: GaussianShell, replica: ReplicaFit
+        self, target: Shell, replica: ReplicaFit
     ) -> Callable[[int, np.random.Generator], np.ndarray]:
         x = replica.data
 
@@ -180,7 +180,7 @@ class Kde:
         return gaussian_kde(x.T, bw_method=bandwidth)
 
     def fit(
-        self, target: GaussianShell, train_sets: np.ndarray, seeds: Sequence[int], options: dict
+        self, target: Shell, train_sets: np.ndarray, seeds: Sequence[int], options: dict
     ) -> list[ReplicaFit]:
         out = []
         for seed, x in zip(seeds, train_sets, strict=True):
@@ -190,7 +190,7 @@ class Kde:
         return out
 
     def sampler(
-        self, target: GaussianShell, replica: ReplicaFit
+        self, target: Shell, replica: ReplicaFit
     ) -> Callable[[int, np.random.Generator], np.ndarray]:
         kde = replica.data
 
@@ -228,7 +228,7 @@ class Fit:
         return PARAMETERS if dim == 1 else RADIAL_PARAMETERS
 
     def fit(
-        self, target: GaussianShell, train_sets: np.ndarray, seeds: Sequence[int], options: dict
+        self, target: Shell, train_sets: np.ndarray, seeds: Sequence[int], options: dict
     ) -> list[ReplicaFit]:
         fit_one = fit_camel_back if target.dim == 1 else fit_radius
         out = []
@@ -238,7 +238,7 @@ class Fit:
         return out
 
     def probabilities(
-        self, target: GaussianShell, replica: ReplicaFit, counter: CellCounter
+        self, target: Shell, replica: ReplicaFit, counter: CellCounter
     ) -> list[np.ndarray]:
         return fit_probabilities(target, replica.info["values"], counter)
 

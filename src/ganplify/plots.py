@@ -28,6 +28,9 @@ COLORS = {"sample": "tab:blue", "fit": "tab:green", "gan": "tab:orange",
 LABELS = {"sample": "sample", "fit": "5-parameter fit", "gan": "GAN",
           "bootstrap": "bootstrap", "kde": "KDE", "flow": "spline flow",
           "flow_matching": "flow matching"}
+# Truth targets in figures that compare them: a marker and a line style each.
+TARGET_STYLES = {"gaussian_shell": ("o", "-"), "student_shell": ("s", "--")}
+TARGET_LABELS = {"gaussian_shell": "Gaussian shell", "student_shell": "Student-t shell"}
 
 
 def save(fig: plt.Figure, stem: str | Path) -> list[Path]:
@@ -437,6 +440,83 @@ def robustness_figure(table: pd.DataFrame, stem: str | Path, cl: float) -> list[
         ax.set_title(f"d={dim}, n_train={n_train}", fontsize=9)
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=6)
+    return finish(stem)
+
+
+def _binning_tick(binning: str, n_quantiles: int, dim: int) -> str:
+    if binning == "joint":
+        return f"{n_quantiles}$^{dim}$ joint cells"
+    return f"{n_quantiles} quantiles of {_binning_name(binning)}"
+
+
+def _target_style(target: str, k: int) -> tuple[str, str]:
+    return TARGET_STYLES.get(target, ("^v<>Dp"[k % 6], ":"))
+
+
+def truth_families_figure(
+    table: pd.DataFrame, stem: str | Path, *, targets: Sequence[str]
+) -> list[Path]:
+    """Amplification of every generator on every truth target against the binning.
+
+    One panel per (dim, n_train); per generator (colour) and target (marker and line style),
+    the amplification (asymptotic, or exact for the fit) with its bootstrap interval at each
+    binning, points of one coordinate joined across quantile counts. A generator whose form
+    matches one family but not the other (the 5-parameter fit: two Gaussians) shows it as a
+    gap between its two series. An infinite upper bound (a bootstrap mean MSE <= 0) is drawn
+    without its upper bar.
+
+    Parameters
+    ----------
+    table : DataFrame
+        The amplification table (`ganplify.amplification.read_amplification`).
+    stem : path
+        Output path without suffix.
+    targets : sequence of str
+        The study's targets, in the order of their styles and legend entries.
+    """
+    own = _own_rows(table)
+    targets = [t for t in targets if t in set(own["target"])]
+    gens = sorted(own["generator"].unique())
+    series = [(g, t) for g in gens for t in targets]
+    width = 0.7 / max(len(series), 1)  # the series of one binning sit side by side
+    _, panels, finish = _setting_panels(own)
+    for ax, (dim, n_train) in panels:
+        sel = own[(own["dim"] == dim) & (own["n_train"] == n_train)]
+        bins = sorted({(dim, b, q) for b, q in sel[["binning", "n_quantiles"]]
+                       .itertuples(index=False)}, key=_binning_order)
+        slot = {(b, q): j for j, (_, b, q) in enumerate(bins)}
+        for s, (gen, target) in enumerate(series):
+            i, k = gens.index(gen), targets.index(target)
+            marker, ls = _target_style(target, k)
+            rows = sel[(sel["generator"] == gen) & (sel["target"] == target)]
+            for binning, part in rows.groupby("binning", sort=False):
+                part = part.sort_values("n_quantiles")
+                a = part["amplification"].to_numpy(float)
+                lo = a - part["amplification_lo"].to_numpy(float)
+                hi = part["amplification_hi"].to_numpy(float) - a
+                x = [slot[(binning, q)] - 0.35 + width * (s + 0.5) for q in part["n_quantiles"]]
+                ax.errorbar(x, a, yerr=[np.clip(lo, 0, None),
+                                        np.where(np.isfinite(hi), np.clip(hi, 0, None), 0.0)],
+                            color=_color(gen, i), marker=marker, ls=ls, lw=1, ms=4, capsize=2,
+                            mfc="white" if k else None)
+        handles = [matplotlib.lines.Line2D([], [], color=_color(g, i), lw=1.5,
+                                           label=_label(g, dim))
+                   for i, g in enumerate(gens) if (sel["generator"] == g).any()]
+        handles += [matplotlib.lines.Line2D([], [], color="0.3", lw=1,
+                                            marker=_target_style(t, k)[0],
+                                            ls=_target_style(t, k)[1],
+                                            mfc="white" if k else None,
+                                            label=TARGET_LABELS.get(t, t))
+                    for k, t in enumerate(targets)]
+        ax.axhline(1.0, color="0.4", ls=":", lw=0.8)
+        _log_axis(ax.yaxis, ax.set_yscale)
+        ax.set_xticks(range(len(bins)))
+        ax.set_xticklabels([_binning_tick(b, q, dim) for _, b, q in bins], fontsize=7)
+        ax.set_xlim(-0.5, len(bins) - 0.5)
+        ax.set_ylabel("amplification (asymptotic; exact for the fit)", fontsize=8)
+        ax.set_title(f"d={dim}, n_train={n_train}", fontsize=9)
+        ax.grid(True, axis="y", alpha=0.3)
+        ax.legend(handles=handles, fontsize=6)
     return finish(stem)
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ganplify.targets import GaussianShell
+from ganplify.targets import Shell
 
 JOINT = "joint"
 
@@ -57,7 +57,7 @@ class Binning:
             return f"joint {self.n_quantiles}^{self.dim}"
         return f"{self.coordinate}, {self.n_quantiles} quantiles"
 
-    def columns(self, target: GaussianShell) -> tuple[int, ...]:
+    def columns(self, target: Shell) -> tuple[int, ...]:
         """Indices of the binning coordinates this binning uses."""
         if self.coordinate == JOINT:
             return tuple(range(target.dim))
@@ -76,7 +76,7 @@ def binnings_for(dim: int, projected: Iterable[int], joint: Iterable[int]) -> li
     return out
 
 
-def edges(target: GaussianShell, coordinate: str, n_quantiles: int) -> np.ndarray:
+def edges(target: Shell, coordinate: str, n_quantiles: int) -> np.ndarray:
     """Quantile edges of one coordinate from its exact CDF, shape (n_quantiles + 1,).
 
     The first and last edge are the coordinate's support bounds (possibly infinite).
@@ -87,7 +87,7 @@ def edges(target: GaussianShell, coordinate: str, n_quantiles: int) -> np.ndarra
     return target.ppf(coordinate, u)
 
 
-def interior_edges(target: GaussianShell, binning: Binning) -> list[np.ndarray]:
+def interior_edges(target: Shell, binning: Binning) -> list[np.ndarray]:
     """Inner edges (without the support bounds) for each coordinate of a binning."""
     names = target.coordinates
     return [edges(target, names[c], binning.n_quantiles)[1:-1] for c in binning.columns(target)]
@@ -101,7 +101,7 @@ def assign_cells(
     Parameters
     ----------
     coords : ndarray, shape (n, d)
-        Binning coordinates (see GaussianShell.to_coordinates).
+        Binning coordinates (see Shell.to_coordinates).
     inner_edges : sequence of ndarray
         Inner quantile edges per used coordinate (q - 1 values each).
     columns : sequence of int
@@ -125,11 +125,11 @@ class CellCounter:
 
     Parameters
     ----------
-    target : GaussianShell
+    target : Shell
     binnings : sequence of Binning
     """
 
-    def __init__(self, target: GaussianShell, binnings: Sequence[Binning]) -> None:
+    def __init__(self, target: Shell, binnings: Sequence[Binning]) -> None:
         for b in binnings:
             if b.dim != target.dim:
                 raise ValueError(f"binning {b} does not match target dim {target.dim}")

@@ -22,7 +22,7 @@ import numpy as np
 from ganplify import config as cfg
 from ganplify import generators
 from ganplify.quantiles import Binning, binnings_for
-from ganplify.targets import GaussianShell, make_target
+from ganplify.targets import Shell, make_target
 
 # Bump when a change of code changes what training or evaluation produce for the same config.
 PARAMS_VERSION = 1
@@ -48,7 +48,7 @@ def stable_id(name: str) -> int:
     return zlib.crc32(name.encode())
 
 
-def training_set(target: GaussianShell, n_train: int, seed: int) -> np.ndarray:
+def training_set(target: Shell, n_train: int, seed: int) -> np.ndarray:
     """The training set of replica ``seed``: n_train truth points, shared by all generators."""
     rng = np.random.default_rng([seed, STREAM_TRAIN_DATA, target.dim, n_train])
     return target.sample(n_train, rng)
@@ -114,7 +114,7 @@ class Setting:
     def replica_dir(self, seed: int) -> str:
         return f"{self.relpath}/seed{seed}"
 
-    def make_target(self) -> GaussianShell:
+    def make_target(self) -> Shell:
         return make_target(self.target, self.dim)
 
 
@@ -219,15 +219,16 @@ class Chunk:
 
 
 def settings(config: Mapping) -> list[Setting]:
-    """All settings of a validated config, in a stable order."""
+    """All settings of a validated config, in a stable order (target, dim, n_train, generator)."""
     out = []
-    for key in config["dims"]:
-        dim = int(key)
-        ax = cfg.axes(config, dim)
-        for n_train in sorted(ax["n_train"]):
-            for gen in ax["generators"]:
-                out.append(Setting(config["target"], dim, n_train, gen,
-                                   generator_options(config, gen, dim)))
+    for target in cfg.targets(config):
+        for key in config["dims"]:
+            dim = int(key)
+            ax = cfg.axes(config, dim)
+            for n_train in sorted(ax["n_train"]):
+                for gen in ax["generators"]:
+                    out.append(Setting(target, dim, n_train, gen,
+                                       generator_options(config, gen, dim)))
     return out
 
 

@@ -1,0 +1,128 @@
+"""Studies of several targets: the figures they plan, the rows each figure and summary show."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ganplify import config as cfg
+from ganplify import figures, jobs, plots, study
+from ganplify.cli import main as ganplify_main
+
+PAPER_FIGURES = {"fig1_camel_back", "fig2_camel_back_mse", "fig4_ring_mse", "fig5_ring_cells"}
+
+
+def small_config(target, generators=("sample", "fit", "kde"), **changes) -> dict:
+    raw = {
+        "study": "small", "target": target, "device": "cpu",
+        "seeds": {"first": 0, "count": 4}, "replicas_per_job": 4,
+        "defaults": {"generators": list(generators), "n_train": [50],
+                     "n_generated": [100, 1000], "sample_sizes": [50, 100]},
+        "dims": {1: {"quantiles": [5, 10]}, 2: {"quantiles": [5], "joint": [3]}},
+    }
+    raw.update(changes)
+    return cfg.validate(raw)
+
+
+def test_one_target_plans_the_papers_figures_and_no_comparison():
+    planned = set(figures.planned(small_config("gaussian_shell")))
+    assert PAPER_FIGURES <= planned and "league" in planned
+    assert "truth_families" not in planned
+    assert "truth_families" not in figures.planned(small_config(["student_shell"]))
+
+
+def test_a_study_without_the_gaussian_shell_skips_the_papers_figures():
+    planned = set(figures.planned(small_config("student_shell")))
+    assert not any(name.startswith("fig") for name in planned)
+    assert {"league", "amplification_vs_n_generated", "robustness"} <= planned
+    assert figures.shown_target(small_config("student_shell")) == "student_shell"
+
+
+def test_two_targets_keep_the_papers_figures_for_the_gaussian_shell():
+    config = small_config(["student_shell", "gaussian_shell"])
+    assert PAPER_FIGURES | {"truth_families"} <= set(figures.planned(config))
+    assert figures.shown_target(config) == "gaussian_shell"
+    # nothing to compare without a generator besides the truth's own samples
+    only_sample = small_config(["student_shell", "gaussian_shell"], generators=["sample"])
+    assert "truth_families" not in figures.planned(only_sample)
+
+
+@pytest.fixture(scope="module")
+def two_target_study(tmp_path_factory) -> tuple[Path, dict]:
+    """A tiny two-target study run job by job (4 replicas, d=1 and 2), then aggregated."""
+    config = small_config(["gaussian_shell", "student_shell"])
+    results = tmp_path_factory.mktemp("results") / "small"
+    results.mkdir()
+    (results / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    for chunk in study.plan(config):
+        jobs.run_baseline(chunk.spec(), results, results / chunk.evaluated_flag)
+    assert ganplify_main(["aggregate", "--results", str(results)]) == 0
+    return results, config
+
+
+def test_figures_of_one_target_get_its_rows_only(two_target_study, monkeypatch, tmp_path):
+    results, config = two_target_study
+    seen = {}
+
+    def spy(name, real):
+        def draw(table, *args, **kwargs):
+            seen[name] = set(table["target"])
+            return real(table, *args, **kwargs)
+        return draw
+
+    monkeypatch.setattr(plots, "mse_figure", spy("fig2", plots.mse_figure))
+    monkeypatch.setattr(plots, "league_figure", spy("league", plots.league_figure))
+    for name in ("fig2_camel_back_mse", "league"):
+        paths = figures.draw(name, results, config, tmp_path / name)
+        assert all(p.is_file() and p.stat().st_size > 0 for p in paths)
+    assert seen == {"fig2": {"gaussian_shell"}, "league": {"gaussian_shell"}}
+
+
+def test_truth_families_figure_draws_every_target(two_target_study, monkeypatch, tmp_path):
+    results, config = two_target_study
+    seen = {}
+    real = plots.truth_families_figure
+
+    def spy(table, *args, **kwargs):
+        seen["targets"] = set(table["target"])
+        seen["order"] = kwargs["targets"]
+        return real(table, *args, **kwargs)
+
+    monkeypatch.setattr(plots, "truth_families_figure", spy)
+    paths = figures.draw("truth_families", results, config, tmp_path / "truth_families")
+    assert [p.suffix for p in paths] == [".png", ".pdf"]
+    assert all(p.is_file() and p.stat().st_size > 0 for p in paths)
+    assert seen == {"targets": {"gaussian_shell", "student_shell"},
+                    "order": ["gaussian_shell", "student_shell"]}
+
+
+def test_truth_families_figure_marks_each_target(two_target_study, monkeypatch, tmp_path):
+    """One panel per (dim, n_train); each target keeps its own marker and legend entry."""
+    import matplotlib.pyplot as plt
+
+    from ganplify.amplification import read_amplification
+
+    results, _ = two_target_study
+    table = read_amplification(results / "tables" / "amplification.csv")
+    saved = {}
+    monkeypatch.setattr(plots, "save", lambda fig, stem: saved.setdefault("fig", fig) and [])
+    plots.truth_families_figure(table, tmp_path / "x", targets=["gaussian_shell", "student_shell"])
+    fig = saved["fig"]
+    axes = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in axes] == ["d=1, n_train=50", "d=2, n_train=50"]
+    for ax in axes:
+        legend = [t.get_text() for t in ax.get_legend().get_texts()]
+        assert legend[-2:] == ["Gaussian shell", "Student-t shell"]
+        markers = {line.get_marker() for line in ax.get_lines() if line.get_marker() != "None"}
+        assert {"o", "s"} <= markers
+    plt.close(fig)
+
+
+def test_summary_names_the_target_of_each_row(two_target_study, capsys):
+    results, _ = two_target_study
+    assert ganplify_main(["summary", str(results), "--generator", "fit"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[0] == "target"
+    assert {line.split()[0] for line in lines[1:]} == {"gaussian_shell", "student_shell"}
