@@ -128,6 +128,7 @@ class FlowConfig(Schedule):
 class FlowMatchingConfig(Schedule):
     """Conditional flow matching with straight (rectified-flow) paths."""
 
+    lr: float = 3e-3  # its noisier objective wants larger steps (tuned like the rest)
     hidden: int = 64
     layers: int = 3
     ode_steps: int = 16  # RK4 steps from t = 0 to 1 when sampling (4 network calls each)

@@ -273,5 +273,7 @@ def train_minutes(config: Mapping, chunk: Chunk) -> int:
     from ganplify.slurm import train_minutes as minutes
 
     opts = chunk.setting.options
-    steps = max(1, chunk.setting.n_train // int(opts.get("batch_size", 10)))
+    # minibatch epochs (the GAN) have n_train / batch_size steps; full-batch models one
+    steps = max(1, chunk.setting.n_train // int(opts["batch_size"])) if "batch_size" in opts \
+        else 1
     return minutes(config, int(opts.get("epochs", 1)), steps, len(chunk.seeds), chunk.setting.dim)
