@@ -96,15 +96,19 @@ EXIT_INTERRUPTED = 75
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from ganplify import training
-    from ganplify.jobs import run_train
+    from ganplify import signals
 
-    _set_threads(args.threads)
-    try:
-        flag = run_train(_load_spec(args.spec), args.results, args.output)
-    except training.Interrupted as exc:
-        print(f"ganplify train: {exc}; rerun the same command to resume", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    # before torch is imported: a stop signal during the import is kept for the training loop
+    with signals.install_early():
+        from ganplify import training
+        from ganplify.jobs import run_train
+
+        _set_threads(args.threads)
+        try:
+            flag = run_train(_load_spec(args.spec), args.results, args.output)
+        except training.Interrupted as exc:
+            print(f"ganplify train: {exc}; rerun the same command to resume", file=sys.stderr)
+            return EXIT_INTERRUPTED
     failed = [s for s, v in flag["replicas"].items() if v != "done"]
     print(f"{flag['chunk']}: trained {len(flag['trained'])}, skipped {len(flag['skipped'])} "
           f"finished earlier, {len(failed)} failed, {flag['wall_time_s']:.1f} s on "

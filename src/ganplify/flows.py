@@ -18,7 +18,8 @@ defaults were chosen on seeds no study uses: config/README.md). With ``holdout >
 fraction of each training set (a random subset per replica) is held out instead, the held-out
 loss is checked every `CHECK_EVERY` epochs, the weights of the best check are kept, and
 ``patience`` epochs without improvement end a replica's search (early stopping). Training is
-short, so there are no checkpoints: a killed job retrains its unfinished replicas.
+short, so there are no checkpoints: SIGTERM or SIGUSR1 stops it at once (`training.Interrupted`,
+exit status 75) and the rerun retrains its unfinished replicas.
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ from torch import nn
 
 from ganplify import rng
 from ganplify.models import LayerSpec, _EnsembleLayers, init_replicas_
-from ganplify.training import TrainResult, resolve_device
+from ganplify.signals import catch_signals
+from ganplify.training import Interrupted, TrainResult, resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -437,38 +439,42 @@ def train_ensemble(
     failed_epoch = torch.zeros(k, dtype=torch.int64, device=dev)
     history = torch.full((config.epochs, k, 2), math.nan, device=dev)
     last_log, epoch = time.monotonic(), 0
-    for epoch in range(1, config.epochs + 1):
-        loss = loss_fn(train, epoch)
-        bad = ~torch.isfinite(loss)
-        failed_epoch = torch.where(bad & ~failed, epoch, failed_epoch)
-        failed |= bad
-        opt.zero_grad(set_to_none=True)
-        torch.where(failed, 0.0, loss).sum().backward()
-        opt.step()
-        history[epoch - 1, :, 0] = torch.where(failed, math.nan, loss.detach())
-        if use_val and epoch % CHECK_EVERY == 0:
-            with torch.no_grad():
-                v = torch.where(failed, math.nan, val_fn())
-                history[epoch - 1, :, 1] = v
-                # the weights before this step gave `loss`; held-out loss is of the new ones
-                better = (v < best_val) & ~failed
-                best_val = torch.where(better, v, best_val)
-                best_epoch = torch.where(better, epoch, best_epoch)
-                for b, p in zip(best, params, strict=True):
-                    b.copy_(torch.where(better.view(-1, *[1] * (p.dim() - 1)), p, b))
-        # the host reads device state only now and then (no sync per step on GPUs)
-        if epoch % 50 == 0 or epoch == config.epochs:
-            done = failed | (epoch - best_epoch > config.patience) if use_val else failed
-            now = time.monotonic()
-            if now - last_log > log_every or epoch == config.epochs:
-                last_log = now
-                h = history[max(epoch - CHECK_EVERY, 0):epoch].cpu().numpy()
-                means = [float(np.mean(c[np.isfinite(c)])) if np.isfinite(c).any() else math.nan
-                         for c in (h[..., 0], h[..., 1])]
-                log.info("%s epoch %d/%d  train %.4f  held-out %.4f  stopped %d/%d",
-                         name, epoch, config.epochs, *means, int(done.sum()), k)
-            if use_val and bool(done.all()):
-                break
+    with catch_signals() as stop:
+        for epoch in range(1, config.epochs + 1):
+            if stop.received is not None:
+                raise Interrupted(stop.received, epoch - 1, epoch - 1, False,
+                                  "no checkpoints (a short training: the rerun retrains)")
+            loss = loss_fn(train, epoch)
+            bad = ~torch.isfinite(loss)
+            failed_epoch = torch.where(bad & ~failed, epoch, failed_epoch)
+            failed |= bad
+            opt.zero_grad(set_to_none=True)
+            torch.where(failed, 0.0, loss).sum().backward()
+            opt.step()
+            history[epoch - 1, :, 0] = torch.where(failed, math.nan, loss.detach())
+            if use_val and epoch % CHECK_EVERY == 0:
+                with torch.no_grad():
+                    v = torch.where(failed, math.nan, val_fn())
+                    history[epoch - 1, :, 1] = v
+                    # the weights before this step gave `loss`; held-out loss is of the new ones
+                    better = (v < best_val) & ~failed
+                    best_val = torch.where(better, v, best_val)
+                    best_epoch = torch.where(better, epoch, best_epoch)
+                    for b, p in zip(best, params, strict=True):
+                        b.copy_(torch.where(better.view(-1, *[1] * (p.dim() - 1)), p, b))
+            # the host reads device state only now and then (no sync per step on GPUs)
+            if epoch % 50 == 0 or epoch == config.epochs:
+                done = failed | (epoch - best_epoch > config.patience) if use_val else failed
+                now = time.monotonic()
+                if now - last_log > log_every or epoch == config.epochs:
+                    last_log = now
+                    h = history[max(epoch - CHECK_EVERY, 0):epoch].cpu().numpy()
+                    means = [float(np.mean(c[np.isfinite(c)])) if np.isfinite(c).any() else math.nan
+                             for c in (h[..., 0], h[..., 1])]
+                    log.info("%s epoch %d/%d  train %.4f  held-out %.4f  stopped %d/%d",
+                             name, epoch, config.epochs, *means, int(done.sum()), k)
+                if use_val and bool(done.all()):
+                    break
     final = best if use_val else [p.detach() for p in params]
     if not use_val:
         best_epoch = torch.full((k,), epoch, dtype=torch.int64, device=dev)

@@ -45,7 +45,6 @@ import math
 import os
 import signal
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
@@ -58,6 +57,7 @@ import torch
 import torch.nn.functional as F
 
 from ganplify import models, rng
+from ganplify.signals import STOP_SIGNALS, SignalFlag, catch_signals  # noqa: F401 (API)
 
 log = logging.getLogger(__name__)
 
@@ -916,45 +916,12 @@ def load_state_(
 class Interrupted(RuntimeError):
     """Training stopped on a signal after writing its checkpoints."""
 
-    def __init__(self, signum: int, epoch: int, step: int, saved: bool) -> None:
+    def __init__(self, signum: int, epoch: int, step: int, saved: bool,
+                 unsaved: str = "no checkpoint paths were given") -> None:
         name = signal.Signals(signum).name
-        where = "checkpoints written" if saved else "no checkpoint paths were given"
+        where = "checkpoints written" if saved else unsaved
         super().__init__(f"received {name} in epoch {epoch + 1} (step {step}); {where}")
         self.signum, self.epoch, self.step, self.saved = signum, epoch, step, saved
-
-
-@dataclass
-class SignalFlag:
-    """Set by a signal handler; read by the training loop after every step."""
-
-    received: int | None = None
-
-    def handler(self, signum: int, frame: object) -> None:
-        self.received = signum
-
-
-STOP_SIGNALS = tuple(
-    s for s in (getattr(signal, "SIGTERM", None), getattr(signal, "SIGUSR1", None)) if s
-)
-
-
-@contextlib.contextmanager
-def catch_signals(signals: Sequence[int] = STOP_SIGNALS) -> Iterator[SignalFlag]:
-    """Install handlers that only set a flag; restore the previous handlers on exit.
-
-    Outside the main thread (where Python cannot install handlers) the flag is never set.
-    """
-    flag = SignalFlag()
-    if threading.current_thread() is not threading.main_thread():
-        log.debug("not in the main thread: SIGTERM/SIGUSR1 will not checkpoint")
-        yield flag
-        return
-    previous = {s: signal.signal(s, flag.handler) for s in signals}
-    try:
-        yield flag
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
 
 
 # --------------------------------------------------------------------------- progress
