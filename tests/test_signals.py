@@ -34,7 +34,7 @@ def test_gan_training_checkpoints_and_stops_on_a_signal_from_before_it_started(t
     bases = [tmp_path / "a", tmp_path / "b"]
     with signals.install_early():
         os.kill(os.getpid(), signal.SIGTERM)
-        with pytest.raises(training.Interrupted, match="SIGTERM in epoch 1 .*checkpoints written"):
+        with pytest.raises(training.Interrupted, match=r"SIGTERM in epoch 1 .*checkpoints written"):
             training.train_ensemble(_sets(2, 20), [0, 1], config, device="cpu",
                                     checkpoints=bases, progress=False)
     for base in bases:
@@ -44,5 +44,5 @@ def test_gan_training_checkpoints_and_stops_on_a_signal_from_before_it_started(t
 def test_flow_training_stops_on_a_signal_from_before_it_started():
     with signals.install_early():
         os.kill(os.getpid(), signal.SIGUSR1)
-        with pytest.raises(training.Interrupted, match="SIGUSR1 .*the rerun retrains"):
+        with pytest.raises(training.Interrupted, match=r"SIGUSR1 .*the rerun retrains"):
             flows.train_ensemble("flow", _sets(2, 20), [0, 1], {"epochs": 5}, device="cpu")
