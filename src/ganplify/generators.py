@@ -294,7 +294,7 @@ class Gan:
     def weights_metadata(self, options: dict) -> dict[str, str]:
         return {}
 
-    def bytes_per_event(self, options: dict) -> int:
+    def bytes_per_event(self, options: dict, dim: int) -> int:
         """Peak activation memory per generated event and replica (for chunking)."""
         return 20 * options.get("noise_dim", 1000) + 10 * options.get("layers", 7) * \
             options.get("hidden", 256)
@@ -356,10 +356,10 @@ class Flow:
 
         return flows.MODELS[self.name].config_type.from_mapping(options).architecture()
 
-    def bytes_per_event(self, options: dict) -> int:
+    def bytes_per_event(self, options: dict, dim: int) -> int:
         from ganplify import flows
 
-        return flows.bytes_per_event(self.name, self._architecture(options))
+        return flows.bytes_per_event(self.name, self._architecture(options), dim)
 
     def generate(self, weights: Sequence[dict], seeds: Sequence[int], n: int, chunk_size: int,
                  device: str, options: dict):

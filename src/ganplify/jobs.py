@@ -254,7 +254,7 @@ def run_evaluate(
         weights = [training.load_generator(results / setting.replica_dir(s) / gen.weights_file)
                    for s in done]
         options = dict(setting.options)
-        per_event = gen.bytes_per_event(options)
+        per_event = gen.bytes_per_event(options, setting.dim)
         step = max(256, min(chunk.chunk_size, memory_mb * 2**20 // (len(done) * per_event)))
         accs = [PrefixMSE(counter, chunk.n_generated) for _ in done]
         stream = gen.generate(weights, done, max(chunk.n_generated), step, str(device),
