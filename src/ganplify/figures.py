@@ -201,7 +201,7 @@ def _fig7(results: Path, config: Mapping, table, stem: Path) -> list[Path]:
 
     n_train = _n_train(config, 5)
     fine = [q for q in sorted(cfg.axes(config, 5)["joint"]) if q >= 4]
-    fig, axes = plt.subplots(1, len(fine) + 1, figsize=(4.6 * (len(fine) + 1), 3.8),
+    fig, axes = plt.subplots(1, len(fine) + 1, figsize=(5.2 * (len(fine) + 1), 6.0),
                              squeeze=False)
     for ax, q in zip(axes.flat, fine, strict=False):
         plots.mse_panel(ax, table, dim=5, n_train=n_train, binning="joint", n_quantiles=q)

@@ -108,7 +108,8 @@ def mse_panel(
     ax.set_ylabel("quantile MSE")
     ax.set_title(_panel_title(binning, n_quantiles, dim))
     ax.grid(True, which="major", alpha=0.3)
-    ax.legend(fontsize=7, loc="lower left")
+    # below the panel: with every generator drawn, a legend inside would hide the bands
+    ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
 
 
 def mse_figure(
@@ -124,7 +125,7 @@ def mse_figure(
     n = len(panels)
     cols = min(n, 3)
     rows = int(np.ceil(n / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.8 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 6.0 * rows), squeeze=False)
     for ax, (binning, q) in zip(axes.flat, panels, strict=False):
         mse_panel(ax, table, dim=dim, n_train=n_train, binning=binning, n_quantiles=q)
     for ax in list(axes.flat)[n:]:
