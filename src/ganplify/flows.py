@@ -41,7 +41,7 @@ from torch import nn
 from ganplify import rng
 from ganplify.models import LayerSpec, _EnsembleLayers, init_replicas_
 from ganplify.signals import catch_signals
-from ganplify.training import Interrupted, TrainResult, resolve_device
+from ganplify.training import Interrupted, TrainResult, check_generate_args, resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -565,10 +565,7 @@ def generate(
     ------
     ndarray, float64, [K, m, d] with m <= chunk_size; the chunks concatenate to [K, n, d].
     """
-    if len(seeds) != len(weights):
-        raise ValueError(f"got {len(seeds)} seeds for {len(weights)} replicas")
-    if chunk_size < 1 or n < 0:
-        raise ValueError("chunk_size must be >= 1 and n >= 0")
+    check_generate_args(len(seeds), len(weights), n, chunk_size)
     dev = resolve_device(device)
     net, shift, scale = stack_replicas(name, weights, architecture, dev)
     keys = rng.replica_keys(seeds, dev)

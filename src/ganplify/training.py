@@ -1212,6 +1212,14 @@ def stack_generators(
     return gen
 
 
+def check_generate_args(n_seeds: int, n_replicas: int, n: int, chunk_size: int) -> None:
+    """The arguments every neural generator's `generate` checks first."""
+    if n_seeds != n_replicas:
+        raise ValueError(f"got {n_seeds} seeds for {n_replicas} replicas' weights")
+    if chunk_size < 1 or n < 0:
+        raise ValueError("chunk_size must be >= 1 and n >= 0")
+
+
 def generate(
     generator_weights: Sequence[Mapping[str, torch.Tensor]],
     seeds: Sequence[int],
@@ -1246,10 +1254,7 @@ def generate(
     ------
     ndarray, float64, [K, m, d] with m <= chunk_size; the chunks concatenate to [K, n, d].
     """
-    if len(seeds) != len(generator_weights):
-        raise ValueError(f"got {len(seeds)} seeds for {len(generator_weights)} generators")
-    if chunk_size < 1 or n < 0:
-        raise ValueError("chunk_size must be >= 1 and n >= 0")
+    check_generate_args(len(seeds), len(generator_weights), n, chunk_size)
     dev = resolve_device(device)
     gen = stack_generators(generator_weights, dev, dropout)
     arch = gen.arch
