@@ -46,7 +46,7 @@ def evaluate(name: str, options: dict, target: GaussianShell, sets: np.ndarray,
     result = flows.train_ensemble(name, sets, seeds, options, device="auto", log_every=1e9)
     wall = time.perf_counter() - start
     counter = CellCounter(target, [binning])
-    arch = flows._model(name).config_type.from_mapping(options).architecture()
+    arch = flows.MODELS[name].config_type.from_mapping(options).architecture()
     ok = [k for k, s in enumerate(result.status) if s == "done"]
     weights = [result.generator_weights[k] for k in ok]
     x = np.concatenate(list(flows.generate(name, weights, [seeds[k] for k in ok],

@@ -169,3 +169,15 @@ def test_train_and_evaluate_jobs(tmp_path, name):
         table = pd.read_csv(rdir / "mse.csv")
         assert set(table["binning"]) == {"r", "phi1", "joint"}
         assert json.loads((rdir / "status.json").read_text())["spread_ratio"] > 0
+
+
+def test_bench_measures_the_density_models_and_rejects_unknown_ones(capsys):
+    from ganplify import bench
+
+    assert bench.main(["--generators", "flow,flow_matching", "--ks", "2", "--steps", "1",
+                       "--warmup", "1", "--no-isolate", "--threads", "1"]) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()]
+    assert {(r[0], r[1], r[2]) for r in rows if r and r[0] in flows.MODELS} == {
+        ("flow", "ensemble", "2"), ("flow_matching", "ensemble", "2")}
+    assert bench.main(["--generators", "kde"]) == 2
+    assert "allowed are gan, flow, flow_matching" in capsys.readouterr().err

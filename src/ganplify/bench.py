@@ -182,7 +182,7 @@ def _density_step(spec: Spec, device: torch.device):
     for i, sub in enumerate(net.nets):
         flows.init_replicas_(sub, keys, i)
     opt = torch.optim.Adam(list(net.parameters()), lr=config.lr, foreach=True)
-    loss_fn, _ = flows._objectives(model, net, keys, x[:, :0])
+    loss_fn, _ = flows.objectives(model, net, keys, x[:, :0])
     counter = [0]
 
     def step() -> None:

@@ -367,7 +367,7 @@ def standardisation(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return shift, scale
 
 
-def _objectives(model: Model, net: nn.Module, keys: torch.Tensor, val: torch.Tensor):
+def objectives(model: Model, net: nn.Module, keys: torch.Tensor, val: torch.Tensor):
     """(training loss(x, step), held-out loss()) per replica, both [K]."""
     if model.name == "flow":
         return (lambda x, step: -net.log_prob(x).mean(-1)), (lambda: -net.log_prob(val).mean(-1))
@@ -430,7 +430,7 @@ def train_ensemble(
         _zero_last_layer_(sub)
     params = list(net.parameters())
     opt = torch.optim.Adam(params, lr=config.lr, foreach=True)
-    loss_fn, val_fn = _objectives(model, net, keys, val)
+    loss_fn, val_fn = objectives(model, net, keys, val)
     use_val = val.shape[1] > 0
     best = [p.detach().clone() for p in params]
     best_val = torch.full((k,), math.inf, device=dev)
