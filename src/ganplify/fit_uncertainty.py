@@ -59,9 +59,11 @@ PARAMETER_COLUMNS = [
 # which p(theta) curves (truncation error ~ STEP**2), large against round-off.
 STEP = 0.01
 
-# iminuit's errors and the square roots of its covariance diagonal agree to ~0.3% (bounded
-# parameters are transformed); a larger mismatch means a matrix in another parameter order.
-_ERROR_RTOL = 0.02
+# iminuit's errors and the square roots of its covariance diagonal agree to ~0.3% in the
+# interior, but differ by a few per cent for a parameter close to a limit (transformed; 3.3%
+# measured for sigma2 = 4.83 on a Student-t camel back). The check only guards the parameter
+# order, whose mistakes swap errors that differ by factors, so it allows 25%.
+_ERROR_RTOL = 0.25
 
 
 def applies(config: Mapping) -> bool:
