@@ -244,13 +244,13 @@ class Fit:
 
 
 def fit_probabilities(
-    target: GaussianShell, values: Mapping[str, float], counter: CellCounter
+    target: Shell, values: Mapping[str, float], counter: CellCounter
 ) -> list[np.ndarray]:
     """Exact cell probabilities of the fitted density with parameters ``values``.
 
     Parameters
     ----------
-    target : GaussianShell
+    target : Shell
         The truth (its angles are the fit's in d >= 2).
     values : mapping
         Fitted parameters by name (`Fit.parameters`).
