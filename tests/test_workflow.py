@@ -111,7 +111,8 @@ def test_dry_run_of_the_heavy_tails_config(project):
     assert figures == {"fig1_camel_back", "fig2_camel_back_mse", "fig4_ring_mse",
                        "fig5_ring_cells", "amplification_vs_n_generated",
                        "amplification_vs_n_train", "league", "effective_parameters",
-                       "robustness", "truth_families"}
+                       "robustness", "truth_families", "fit_uncertainty"}
+    assert jobs["fit_uncertainty"] == 1  # one table over both targets
     for target in ("gaussian_shell", "student_shell"):
         assert f"results/heavy_tails/replicas/{target}-d2/n100/fit-" in proc.stdout
 
