@@ -11,7 +11,7 @@ import torch
 from scipy import stats
 
 from ganplify import config as cfg
-from ganplify import flows, jobs, rng, study
+from ganplify import flows, jobs, results, rng, study
 from ganplify.targets import GaussianShell
 
 FAST = {"epochs": 300, "patience": 300, "hidden": 16}
@@ -169,6 +169,9 @@ def test_train_and_evaluate_jobs(tmp_path, name):
         table = pd.read_csv(rdir / "mse.csv")
         assert set(table["binning"]) == {"r", "phi1", "joint"}
         assert json.loads((rdir / "status.json").read_text())["spread_ratio"] > 0
+    # every file written belongs to the results-folder contract (ganplify verify)
+    for path in results.folder_files(tmp_path):
+        assert results._CONTRACT_RE.fullmatch(path), path
 
 
 def test_bench_measures_the_density_models_and_rejects_unknown_ones(capsys):

@@ -4,7 +4,8 @@
       config.yaml  provenance.json  MANIFEST.sha256  report.html (optional)
       replicas/<target>-d<d>/n<n_train>/<generator>-<hash>/
           params.json  seeds<a>-<b>.trained.json  seeds<a>-<b>.eval-<hash>.json
-          seed<k>/status.json  mse.csv  fit.json  generator.safetensors  losses.csv
+          seed<k>/status.json  mse.csv  fit.json  generator.safetensors (gan)
+                   model.safetensors (flow, flow_matching)  losses.csv
       tables/mse.csv  tables/amplification.csv  tables/replicas.csv
       tables/fit_uncertainty.csv  tables/fit_parameters.csv  (studies with the fit)
       figures/<name>.png|.pdf
@@ -39,7 +40,7 @@ CONTRACT_PATTERNS = [
     rf"replicas/{_NAME}-d\d+/n\d+/{_NAME}-[0-9a-f]{{10}}/params\.json",
     rf"replicas/{_NAME}-d\d+/n\d+/{_NAME}-[0-9a-f]{{10}}/seeds\d+-\d+\.(trained|eval-[0-9a-f]{{8}})\.json",
     rf"replicas/{_NAME}-d\d+/n\d+/{_NAME}-[0-9a-f]{{10}}/seed\d+/"
-    r"(status\.json|mse\.csv|fit\.json|generator\.safetensors|losses\.csv"
+    r"(status\.json|mse\.csv|fit\.json|generator\.safetensors|model\.safetensors|losses\.csv"
     r"|checkpoint\.safetensors|checkpoint\.json)",
     r"logs/.+",
 ]
