@@ -45,7 +45,6 @@ from ganplify.training import Interrupted, TrainResult, check_generate_args, res
 
 log = logging.getLogger(__name__)
 
-HISTORY_COLUMNS = ("train_loss", "val_loss")
 CHECK_EVERY = 10  # epochs between held-out evaluations (and best-weight snapshots)
 
 

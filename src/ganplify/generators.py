@@ -266,6 +266,23 @@ def fit_probabilities(
     return counter.probabilities(cdfs)
 
 
+def trained_sampler(
+    gen: Any, setting: Any, replica_dir: Path
+) -> Callable[[int, np.random.Generator], np.ndarray]:
+    """Sampler of one trained replica of a neural generator from its saved weights (for
+    figures): each call generates on the CPU with a fresh seed drawn from ``rng``."""
+    from ganplify import training
+
+    weights = training.load_generator(Path(replica_dir) / gen.weights_file)
+    options = dict(setting.options)
+
+    def draw(n: int, rng: np.random.Generator) -> np.ndarray:
+        chunks = gen.generate([weights], [int(rng.integers(2**62))], n, 8192, "cpu", options)
+        return np.concatenate([c[0] for c in chunks])
+
+    return draw
+
+
 class Gan:
     """The paper's GAN with its DeepSets discriminator, trained as an ensemble of replicas.
 
@@ -310,24 +327,12 @@ class Gan:
     def load_sampler(
         self, setting: Any, seed: int, replica_dir: Path
     ) -> Callable[[int, np.random.Generator], np.ndarray]:
-        """Sampler of a trained replica from its saved weights (for figures)."""
-        from ganplify import training
-
-        weights = training.load_generator(Path(replica_dir) / self.weights_file)
-        dropout = float(setting.options.get("dropout", 0.5))
-
-        def draw(n: int, rng: np.random.Generator) -> np.ndarray:
-            seed = int(rng.integers(2**62))
-            chunks = training.generate([weights], [seed], n, chunk_size=8192, device="cpu",
-                                       dropout=dropout)
-            return np.concatenate([c[0] for c in chunks])
-
-        return draw
+        return trained_sampler(self, setting, replica_dir)
 
 
 class Flow:
     """A masked autoregressive rational-quadratic spline flow (`ganplify.flows`), trained by
-    maximum likelihood with early stopping on a held-out part of each training set."""
+    maximum likelihood (a fixed schedule by default; early stopping with ``holdout > 0``)."""
 
     name: ClassVar[str] = "flow"
     exact: ClassVar[bool] = False
@@ -371,23 +376,12 @@ class Flow:
     def load_sampler(
         self, setting: Any, seed: int, replica_dir: Path
     ) -> Callable[[int, np.random.Generator], np.ndarray]:
-        """Sampler of a trained replica from its saved weights (for figures)."""
-        from ganplify import training
-
-        weights = training.load_generator(Path(replica_dir) / self.weights_file)
-        options = dict(setting.options)
-
-        def draw(n: int, rng: np.random.Generator) -> np.ndarray:
-            chunks = self.generate([weights], [int(rng.integers(2**62))], n, 65536, "cpu",
-                                   options)
-            return np.concatenate([c[0] for c in chunks])
-
-        return draw
+        return trained_sampler(self, setting, replica_dir)
 
 
 class FlowMatching(Flow):
     """Conditional flow matching with straight paths (rectified flow), sampled with RK4
-    (`ganplify.flows`); early stopping on the held-out flow-matching loss."""
+    (`ganplify.flows`); trained like `Flow`, on the flow-matching loss."""
 
     name: ClassVar[str] = "flow_matching"
     description: ClassVar[str] = ("conditional flow matching (rectified flow), RK4 sampling, "
