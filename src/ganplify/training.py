@@ -551,9 +551,10 @@ def plain_train_step(
     """
     b, arch = real.shape[0], gen.arch
     if draws is None:
-        z_d = torch.rand(b, arch.noise_dim) * 2 - 1
-        noise = (torch.rand(b, arch.dim) * 2 - 1) * config.data_noise
-        z_g = torch.rand(b, arch.noise_dim) * 2 - 1
+        dev = real.device  # the plain path ran on the CPU only until a GPU run found this
+        z_d = torch.rand(b, arch.noise_dim, device=dev) * 2 - 1
+        noise = (torch.rand(b, arch.dim, device=dev) * 2 - 1) * config.data_noise
+        z_g = torch.rand(b, arch.noise_dim, device=dev) * 2 - 1
         gm_d = dm = gm_g = gmd = None
         dm_real = dm_fake = None
     else:
