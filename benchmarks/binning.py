@@ -15,8 +15,8 @@ import time
 
 import numpy as np
 
-from ganplify.quantiles import Binning, CellCounter
-from ganplify.targets import GaussianShell
+from ganplify.metrics.quantiles import Binning, CellCounter
+from ganplify.truth.shells import GaussianShell
 
 CASES = [
     (1, "x", 50),

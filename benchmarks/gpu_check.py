@@ -26,9 +26,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ganplify import config as cfg
-from ganplify import rng, study, training
-from ganplify.jobs import run_evaluate, run_train
+from ganplify import rng
+from ganplify.generators.neural import device as neural_device
+from ganplify.generators.neural.gan import config as gan_config
+from ganplify.generators.neural.gan import graphs as gan_graphs
+from ganplify.generators.neural.gan import step as gan_step
+from ganplify.generators.neural.gan import training
+from ganplify.study import config as cfg
+from ganplify.study import plan as study
+from ganplify.study.jobs import run_evaluate, run_train
 
 ROWS: list[tuple[str, str]] = []
 
@@ -58,7 +64,7 @@ def graph_vs_eager(device: torch.device, epochs: int) -> None:
     data = np.random.default_rng(0).normal(size=(16, 100, 1))
     results = {}
     for mode in ("on", "off") if device.type == "cuda" else ("off",):
-        config = training.GanConfig(epochs=epochs, lr=5e-4, cuda_graphs=mode,
+        config = gan_config.GanConfig(epochs=epochs, lr=5e-4, cuda_graphs=mode,
                                     checkpoint_every=0)
         t0 = time.perf_counter()
         results[mode] = training.train_ensemble(data, list(range(16)), config,
@@ -86,11 +92,11 @@ def step_timing(device: torch.device, ks: tuple[int, ...], steps: int) -> None:
         data = np.random.default_rng(0).normal(size=(k, 100, 1))
         times = {}
         for mode in ("on", "off") if device.type == "cuda" else ("off",):
-            config = training.GanConfig(cuda_graphs=mode)
-            state = training.new_state(data, list(range(k)), config, device,
+            config = gan_config.GanConfig(cuda_graphs=mode)
+            state = gan_step.new_state(data, list(range(k)), config, device,
                                        graphs=mode == "on")
-            training.begin_epoch(state, 0)
-            runner, graphed = training.make_step_runner(state, mode)
+            gan_step.begin_epoch(state, 0)
+            runner, graphed = gan_graphs.make_step_runner(state, mode)
             for _ in range(5):
                 runner()
             if device.type == "cuda":
@@ -131,7 +137,7 @@ def jobs_end_to_end(device: torch.device, out: Path, epochs: int) -> None:
             f"{t_train:.1f} s / {t_eval:.1f} s on {flag['device']}, "
             f"cuda_graph={flag.get('cuda_graph')}, "
             f"replicas {sorted(set(flag['replicas'].values()))}")
-    from ganplify import amplification as amp
+    from ganplify.analysis import amplification as amp
 
     agg = config["aggregate"]
     table_mse, replicas = amp.collect(results, study.plan(config))
@@ -167,17 +173,17 @@ def bench(out: Path, device: torch.device) -> None:
 def profile_step(device: torch.device, out: Path, k: int) -> None:
     from torch.profiler import ProfilerActivity, profile
 
-    config = training.GanConfig(cuda_graphs="off")
+    config = gan_config.GanConfig(cuda_graphs="off")
     data = np.random.default_rng(0).normal(size=(k, 100, 1))
-    state = training.new_state(data, list(range(k)), config, device)
-    training.begin_epoch(state, 0)
+    state = gan_step.new_state(data, list(range(k)), config, device)
+    gan_step.begin_epoch(state, 0)
     for _ in range(3):
-        training.train_step(state)
+        gan_step.train_step(state)
     cuda = device.type == "cuda"
     activities = [ProfilerActivity.CPU, *([ProfilerActivity.CUDA] if cuda else [])]
     with profile(activities=activities) as prof:
         for _ in range(5):
-            training.train_step(state)
+            gan_step.train_step(state)
         if cuda:
             torch.cuda.synchronize(device)
     sort = "cuda_time_total" if cuda else "cpu_time_total"
@@ -195,7 +201,7 @@ def main() -> int:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     args.out.mkdir(parents=True, exist_ok=True)
-    device = training.resolve_device(args.device)
+    device = neural_device.resolve_device(args.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     row("device", f"{name}, torch {torch.__version__}, CUDA {torch.version.cuda}")
     skip = set(args.skip.split(","))

@@ -22,10 +22,10 @@ import time
 import numpy as np
 import torch
 
-from ganplify import flows
-from ganplify.quantiles import Binning, CellCounter, asymptotic_mse, mse_from_counts
-from ganplify.study import training_set
-from ganplify.targets import GaussianShell
+from ganplify.generators.neural.flows import training as flows
+from ganplify.metrics.quantiles import Binning, CellCounter, asymptotic_mse, mse_from_counts
+from ganplify.study.data import training_set
+from ganplify.truth.shells import GaussianShell
 
 
 def parse_grid(items: list[str]) -> dict[str, list[float]]:

@@ -4,15 +4,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ganplify import quantiles as qt
-from ganplify.amplification import (
+from ganplify.analysis.amplification import (
     AMPLIFICATION_COLUMNS,
     CONTRACT_COLUMNS,
     REPLICA_COLUMNS,
     amplification_table,
     format_counts,
 )
-from ganplify.evaluation import MSE_COLUMNS
+from ganplify.metrics import quantiles as qt
+from ganplify.metrics.evaluation import MSE_COLUMNS
 
 
 def synthetic(generator, seeds, n_grid, mse_of, k=10, n_train=100):

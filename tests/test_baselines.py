@@ -3,12 +3,12 @@
 import numpy as np
 import pytest
 
-from ganplify import quantiles as qt
-from ganplify.baselines import PARAMETERS, fit_camel_back, fit_radius, mixture_cdf
-from ganplify.evaluation import draw_in_chunks, prefix_mse
-from ganplify.generators import Fit, ReplicaFit
-from ganplify.study import training_set
-from ganplify.targets import GaussianShell
+from ganplify.generators.base import ReplicaFit
+from ganplify.generators.fit import PARAMETERS, Fit, fit_camel_back, fit_radius, mixture_cdf
+from ganplify.metrics import quantiles as qt
+from ganplify.metrics.evaluation import draw_in_chunks, prefix_mse
+from ganplify.study.data import training_set
+from ganplify.truth.shells import GaussianShell
 
 TRUTH = {"mu1": -4.0, "sigma1": 1.0, "mu2": 4.0, "sigma2": 1.0, "frac": 0.5}
 

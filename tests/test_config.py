@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ganplify import config as cfg
-from ganplify import study
+from ganplify.study import config as cfg
+from ganplify.study import plan as study
 
 REPO = Path(__file__).resolve().parents[1]
 # A fixed config for these tests (the shipped defaults may change without breaking them).
@@ -163,7 +163,7 @@ def test_target_is_one_name_or_a_list():
 
 
 def test_schema_names_every_registered_target():
-    from ganplify.targets import TARGETS
+    from ganplify.truth import TARGETS
 
     description = cfg.schema()["properties"]["target"]["description"]
     assert all(name in description for name in TARGETS)

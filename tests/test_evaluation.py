@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from ganplify import quantiles as qt
-from ganplify.evaluation import PrefixMSE, draw_in_chunks, prefix_mse, replica_table
-from ganplify.targets import GaussianShell
+from ganplify.metrics import quantiles as qt
+from ganplify.metrics.evaluation import PrefixMSE, draw_in_chunks, prefix_mse, replica_table
+from ganplify.truth.shells import GaussianShell
 
 
 def test_prefix_mse_equals_direct_computation_for_any_chunking():

@@ -7,9 +7,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ganplify import config as cfg
-from ganplify import figures, jobs, plots, study
+from ganplify import figures
 from ganplify.cli import main as ganplify_main
+from ganplify.figures import amplification as plots
+from ganplify.figures import families, paper
+from ganplify.study import config as cfg
+from ganplify.study import jobs
+from ganplify.study import plan as study
 
 PAPER_FIGURES = {"fig1_camel_back", "fig2_camel_back_mse", "fig4_ring_mse", "fig5_ring_cells"}
 
@@ -72,7 +76,7 @@ def test_figures_of_one_target_get_its_rows_only(two_target_study, monkeypatch, 
             return real(table, *args, **kwargs)
         return draw
 
-    monkeypatch.setattr(plots, "mse_figure", spy("fig2", plots.mse_figure))
+    monkeypatch.setattr(paper, "mse_figure", spy("fig2", paper.mse_figure))
     monkeypatch.setattr(plots, "league_figure", spy("league", plots.league_figure))
     for name in ("fig2_camel_back_mse", "league"):
         paths = figures.draw(name, results, config, tmp_path / name)
@@ -83,14 +87,14 @@ def test_figures_of_one_target_get_its_rows_only(two_target_study, monkeypatch, 
 def test_truth_families_figure_draws_every_target(two_target_study, monkeypatch, tmp_path):
     results, config = two_target_study
     seen = {}
-    real = plots.truth_families_figure
+    real = families.truth_families_figure
 
     def spy(table, *args, **kwargs):
         seen["targets"] = set(table["target"])
         seen["order"] = kwargs["targets"]
         return real(table, *args, **kwargs)
 
-    monkeypatch.setattr(plots, "truth_families_figure", spy)
+    monkeypatch.setattr(families, "truth_families_figure", spy)
     paths = figures.draw("truth_families", results, config, tmp_path / "truth_families")
     assert [p.suffix for p in paths] == [".png", ".pdf"]
     assert all(p.is_file() and p.stat().st_size > 0 for p in paths)
@@ -102,13 +106,14 @@ def test_truth_families_figure_marks_each_target(two_target_study, monkeypatch, 
     """One panel per (dim, n_train); each target keeps its own marker and legend entry."""
     import matplotlib.pyplot as plt
 
-    from ganplify.amplification import read_amplification
+    from ganplify.analysis.amplification import read_amplification
 
     results, _ = two_target_study
     table = read_amplification(results / "tables" / "amplification.csv")
     saved = {}
     monkeypatch.setattr(plots, "save", lambda fig, stem: saved.setdefault("fig", fig) and [])
-    plots.truth_families_figure(table, tmp_path / "x", targets=["gaussian_shell", "student_shell"])
+    families.truth_families_figure(table, tmp_path / "x", targets=["gaussian_shell",
+                                                                   "student_shell"])
     fig = saved["fig"]
     axes = [ax for ax in fig.axes if ax.get_visible()]
     assert [ax.get_title() for ax in axes] == ["d=1, n_train=50", "d=2, n_train=50"]

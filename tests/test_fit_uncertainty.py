@@ -9,16 +9,17 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from ganplify import config as cfg
-from ganplify import fit_uncertainty as fu
-from ganplify import jobs, study
-from ganplify import quantiles as qt
-from ganplify.baselines import fit_camel_back, fit_radius
+from ganplify.analysis import fit_uncertainty as fu
 from ganplify.cli import main as ganplify_main
 from ganplify.figures import planned
-from ganplify.generators import Fit, fit_probabilities
-from ganplify.results import ResultsError, write_json
-from ganplify.targets import GaussianShell
+from ganplify.generators.fit import Fit, fit_camel_back, fit_probabilities, fit_radius
+from ganplify.metrics import quantiles as qt
+from ganplify.results.io import ResultsError, write_json
+from ganplify.study import config as cfg
+from ganplify.study import data as study_data
+from ganplify.study import jobs
+from ganplify.study import plan as study
+from ganplify.truth.shells import GaussianShell
 
 # --------------------------------------------------------------------------- (a) decomposition
 
@@ -62,7 +63,7 @@ def radial_jacobian(edges: np.ndarray, mu: float, sigma: float) -> np.ndarray:
 def test_jacobian_of_the_radial_fit_is_the_analytic_one():
     dim, q = 2, 10
     target = GaussianShell(dim)
-    result = fit_radius(study.training_set(target, 300, 4))
+    result = fit_radius(study_data.training_set(target, 300, 4))
     assert result.ok
     theta = np.array([result.values[n] for n in Fit.parameters(dim)])
     errors = np.array([result.errors[n] for n in Fit.parameters(dim)])
@@ -127,7 +128,7 @@ def write_fits(tmp_path, dim, n_train, reps, fitter):
     names = Fit.parameters(dim)
     out = []
     for seed in range(reps):
-        result = fitter(study.training_set(target, n_train, seed))
+        result = fitter(study_data.training_set(target, n_train, seed))
         assert result.ok, result.reason
         path = tmp_path / f"seed{seed}" / "fit.json"
         write_json(path, result.to_json())
@@ -164,7 +165,7 @@ def test_hesse_predicts_the_replica_variance_for_large_training_sets(tmp_path, d
 
 @pytest.fixture
 def good_fit(tmp_path):
-    result = fit_camel_back(study.training_set(GaussianShell(1), 200, 1))
+    result = fit_camel_back(study_data.training_set(GaussianShell(1), 200, 1))
     assert result.ok
     path = tmp_path / "fit.json"
     write_json(path, result.to_json())

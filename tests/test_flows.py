@@ -10,15 +10,21 @@ import pytest
 import torch
 from scipy import stats
 
-from ganplify import config as cfg
-from ganplify import flows, jobs, results, rng, study
-from ganplify.targets import GaussianShell
+from ganplify import rng
+from ganplify.generators.neural.flows import networks as flow_networks
+from ganplify.generators.neural.flows import training as flows
+from ganplify.results import manifest as results
+from ganplify.study import config as cfg
+from ganplify.study import data as study_data
+from ganplify.study import jobs
+from ganplify.study import plan as study
+from ganplify.truth.shells import GaussianShell
 
 FAST = {"epochs": 300, "patience": 300, "hidden": 16}
 
 
-def _random_flow(dim: int, k: int = 2, seed: int = 0) -> flows.EnsembleFlow:
-    net = flows.EnsembleFlow(dim, flows.FlowConfig(hidden=16, bins=6), k)
+def _random_flow(dim: int, k: int = 2, seed: int = 0) -> flow_networks.EnsembleFlow:
+    net = flow_networks.EnsembleFlow(dim, flow_networks.FlowConfig(hidden=16, bins=6), k)
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for p in net.parameters():
@@ -28,13 +34,13 @@ def _random_flow(dim: int, k: int = 2, seed: int = 0) -> flows.EnsembleFlow:
 
 def _camel_sets(k: int, n: int, dim: int = 1, first: int = 500) -> np.ndarray:
     target = GaussianShell(dim)
-    return np.stack([study.training_set(target, n, s) for s in range(first, first + k)])
+    return np.stack([study_data.training_set(target, n, s) for s in range(first, first + k)])
 
 
 def test_made_masks_make_output_block_i_depend_only_on_earlier_inputs():
     dim, per = 4, 3
-    net = flows.EnsembleMLP([dim, 12, 12, dim * per], 1,
-                            flows.made_masks(dim, 12, 2, per))
+    net = flow_networks.EnsembleMLP([dim, 12, 12, dim * per], 1,
+                            flow_networks.made_masks(dim, 12, 2, per))
     with torch.no_grad():
         for p in net.parameters():
             p.normal_()
@@ -106,7 +112,7 @@ def test_trained_models_reproduce_the_camel_back(name):
 def test_generation_does_not_depend_on_the_chunk_size():
     sets = _camel_sets(2, 40, dim=2)
     result = flows.train_ensemble("flow", sets, [1, 2], {**FAST, "epochs": 20})
-    arch = flows.FlowConfig(**FAST).architecture()
+    arch = flow_networks.FlowConfig(**FAST).architecture()
     whole = next(flows.generate("flow", result.generator_weights, [1, 2], 900, arch))
     parts = np.concatenate(list(flows.generate("flow", result.generator_weights, [1, 2], 900,
                                                arch, chunk_size=250)), axis=1)
@@ -138,7 +144,7 @@ def test_schema_defaults_are_the_dataclass_defaults():
 
 def test_unknown_options_and_an_impossible_holdout_are_clear_errors():
     with pytest.raises(ValueError, match="unknown FlowConfig option"):
-        flows.FlowConfig.from_mapping({"hiden": 3})
+        flow_networks.FlowConfig.from_mapping({"hiden": 3})
     with pytest.raises(cfg.ConfigError, match=r"flow.holdout = 0.5 .*n_train = 3"):
         cfg.validate({"study": "s", "target": "gaussian_shell", "seeds": {"first": 0,
                       "count": 1}, "flow": {"holdout": 0.5},
@@ -175,7 +181,7 @@ def test_train_and_evaluate_jobs(tmp_path, name):
 
 
 def test_bench_measures_the_density_models_and_rejects_unknown_ones(capsys):
-    from ganplify import bench
+    from ganplify.bench import measure as bench
 
     assert bench.main(["--generators", "flow,flow_matching", "--ks", "2", "--steps", "1",
                        "--warmup", "1", "--no-isolate", "--threads", "1"]) == 0

@@ -6,11 +6,14 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from ganplify import amplification as amp
-from ganplify import config as cfg
-from ganplify import generators, jobs, study
-from ganplify.config import ConfigError
-from ganplify.targets import GaussianShell
+from ganplify import generators
+from ganplify.analysis import amplification as amp
+from ganplify.study import config as cfg
+from ganplify.study import data as study_data
+from ganplify.study import jobs
+from ganplify.study import plan as study
+from ganplify.study.config import ConfigError
+from ganplify.truth.shells import GaussianShell
 
 
 def small_config(**changes) -> dict:
@@ -111,7 +114,7 @@ def test_figure_samplers_rebuild_the_replica_from_its_seed(tmp_path):
             setting, 1, tmp_path / setting.replica_dir(1))
         events = draw(1000, np.random.default_rng(0))
         assert events.shape == (1000, 1)
-        train = study.training_set(setting.make_target(), setting.n_train, 1)
+        train = study_data.training_set(setting.make_target(), setting.n_train, 1)
         on_train = np.isin(events[:, 0], train[:, 0])
         assert on_train.all() if setting.generator == "bootstrap" else not on_train.any()
 

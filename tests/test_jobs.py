@@ -9,9 +9,10 @@ import pandas as pd
 import pytest
 import safetensors
 
-from ganplify import config as cfg
-from ganplify import jobs, study
 from ganplify.cli import main as ganplify_main
+from ganplify.study import config as cfg
+from ganplify.study import jobs
+from ganplify.study import plan as study
 
 # A tiny GAN (same code path as the paper's, small sizes) so that jobs take seconds.
 TINY_GAN = {"epochs": 3, "noise_dim": 8, "hidden": 16, "layers": 2, "embedding": 4,
@@ -78,7 +79,7 @@ def test_replica_does_not_depend_on_its_ensemble(tmp_path):
     """Seed 1 trained with seeds 0 and 2 equals seed 1 trained alone (to float32 rounding)."""
     import torch
 
-    from ganplify import training
+    from ganplify.generators.neural import io as training
 
     together = tiny_config()
     alone = tiny_config(seeds={"first": 1, "count": 1})
@@ -128,8 +129,8 @@ def test_gan_sampler_for_figures(tmp_path):
 
 
 def test_status_names_done_in_progress_failed_and_missing_replicas(tmp_path):
-    from ganplify import status
-    from ganplify.results import write_json
+    from ganplify.results import status
+    from ganplify.results.io import write_json
 
     config = tiny_config(dims={1: {"quantiles": [10]}})
     (chunk,) = gan_chunks(config, 1)

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from ganplify.cli import main as ganplify_main
-from ganplify.merge import MergeError, merged_config
+from ganplify.results.merge import MergeError, merged_config
 from tests.helpers import copy_project, env_with_venv, snakemake_cmd
 
 pytestmark = pytest.mark.workflow
@@ -68,7 +68,7 @@ def test_two_folders_merge_into_the_study_of_all_seeds(tmp_path):
 
 
 def test_merge_refuses_what_it_cannot_join(tmp_path):
-    from ganplify import config as cfg
+    from ganplify.study import config as cfg
 
     def conf(first, count, **extra):
         return cfg.validate({**TINY, "study": "s", "seeds": {"first": first, "count": count},

@@ -9,7 +9,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ganplify import models, rng
+from ganplify import rng
+from ganplify.bench import plain as plain_ref
+from ganplify.generators.neural import layers as ens_layers
+from ganplify.generators.neural.gan import networks as models
 
 SMALL = {"noise_dim": 12, "hidden": 16, "layers": 3, "embedding": 5}
 
@@ -22,8 +25,8 @@ def test_paper_parameter_counts_d1():
     arch = models.Architecture(dim=1)
     assert models.generator_parameter_count(arch) == 651_265
     assert models.discriminator_parameter_count(arch) == 478_241
-    assert _count(models.PlainGenerator(arch)) == 651_265
-    assert _count(models.PlainDiscriminator(arch)) == 478_241
+    assert _count(plain_ref.PlainGenerator(arch)) == 651_265
+    assert _count(plain_ref.PlainDiscriminator(arch)) == 478_241
     assert _count(models.EnsembleGenerator(arch, 3)) == 3 * 651_265
     assert _count(models.EnsembleDiscriminator(arch, 3)) == 3 * 478_241
 
@@ -33,11 +36,11 @@ def test_paper_parameter_counts_d1():
 def test_parameter_count_formula(dim, set_input):
     for arch in (models.Architecture(dim=dim, set_input=set_input),
                  models.Architecture(dim=dim, set_input=set_input, **SMALL)):
-        assert models.generator_parameter_count(arch) == _count(models.PlainGenerator(arch))
+        assert models.generator_parameter_count(arch) == _count(plain_ref.PlainGenerator(arch))
         assert models.discriminator_parameter_count(arch) == _count(
-            models.PlainDiscriminator(arch)
+            plain_ref.PlainDiscriminator(arch)
         )
-        assert models.parameter_count(arch.generator_layers) == _count(
+        assert ens_layers.parameter_count(arch.generator_layers) == _count(
             models.EnsembleGenerator(arch, 1)
         )
     # d enters the generator's output layer and the discriminator's two input layers
@@ -48,10 +51,10 @@ def test_parameter_count_formula(dim, set_input):
 
 def test_paper_layer_structure():
     arch = models.Architecture(dim=2)
-    gen = models.PlainGenerator(arch)
+    gen = plain_ref.PlainGenerator(arch)
     assert [(m.in_features, m.out_features) for m in gen.hidden] == [(1000, 256)] + [(256, 256)] * 6
     assert (gen.out.in_features, gen.out.out_features) == (256, 2)
-    disc = models.PlainDiscriminator(arch)
+    disc = plain_ref.PlainDiscriminator(arch)
     assert [(c.in_channels, c.out_channels, c.kernel_size) for c in disc.phi] == [
         (2, 256, (1,)), (256, 256, (1,)), (256, 32, (1,))
     ]
@@ -73,8 +76,8 @@ def _ensembles(arch, seeds):
     gen, disc = models.EnsembleGenerator(arch, len(seeds)), models.EnsembleDiscriminator(
         arch, len(seeds)
     )
-    models.init_replicas_(gen, keys, 1)
-    models.init_replicas_(disc, keys, 2)
+    ens_layers.init_replicas_(gen, keys, 1)
+    ens_layers.init_replicas_(disc, keys, 2)
     return keys, gen, disc
 
 
@@ -90,9 +93,9 @@ def test_ensemble_matches_plain_modules(set_input):
     out, logits = gen(z, gmask), disc(x, dmask)
     assert out.shape == (3, b, 2) and logits.shape == (3, 2, b)
     for k in range(3):
-        pg, pd = models.PlainGenerator(arch), models.PlainDiscriminator(arch)
-        models.copy_replica_to_plain(gen, k, pg)
-        models.copy_replica_to_plain(disc, k, pd)
+        pg, pd = plain_ref.PlainGenerator(arch), plain_ref.PlainDiscriminator(arch)
+        plain_ref.copy_replica_to_plain(gen, k, pg)
+        plain_ref.copy_replica_to_plain(disc, k, pd)
         torch.testing.assert_close(pg(z[k], gmask[k]), out[k], rtol=1e-5, atol=1e-6)
         for s in range(2):
             expected = pd(x[k, s], dmask[k, :, s * b : (s + 1) * b])
@@ -147,7 +150,7 @@ def test_sets_and_replicas_are_isolated(set_input):
 
 def test_plain_generator_keeps_dropout_in_eval_mode():
     arch = models.Architecture(dim=1, **SMALL)
-    gen = models.PlainGenerator(arch).eval()
+    gen = plain_ref.PlainGenerator(arch).eval()
     z = torch.rand(20, arch.noise_dim) * 2 - 1
     torch.manual_seed(0)
     a = gen(z)
@@ -166,7 +169,7 @@ def test_init_bounds_distribution_and_replica_independence():
     arch = models.Architecture(dim=1)
     keys = rng.replica_keys([10])
     big = models.EnsembleGenerator(arch, 1)
-    models.init_replicas_(big, keys, 1)
+    ens_layers.init_replicas_(big, keys, 1)
     w = big.weight[0].detach().double().flatten().numpy()  # 1000 x 256 from U(-b, b)
     b = 1 / math.sqrt(1000)
     n = w.size
@@ -182,14 +185,15 @@ def test_init_bounds_distribution_and_replica_independence():
 def test_replica_state_dict_round_trip():
     arch = models.Architecture(dim=3, **SMALL)
     _, gen, disc = _ensembles(arch, [1, 2])
-    for module, plain_cls in ((gen, models.PlainGenerator), (disc, models.PlainDiscriminator)):
-        states = [models.replica_state_dict(module, k) for k in range(2)]
+    pairs = ((gen, plain_ref.PlainGenerator), (disc, plain_ref.PlainDiscriminator))
+    for module, plain_cls in pairs:
+        states = [ens_layers.replica_state_dict(module, k) for k in range(2)]
         plain = plain_cls(arch)
         assert set(states[0]) == set(plain.state_dict())
         for name, t in plain.state_dict().items():
             assert states[0][name].shape == t.shape
         other = type(module)(arch, 2)
-        models.load_replica_state_dicts_(other, states[::-1])
+        ens_layers.load_replica_state_dicts_(other, states[::-1])
         for p, q in zip(module.parameters(), other.parameters(), strict=True):
             assert torch.equal(p[0], q[1]) and torch.equal(p[1], q[0])
 

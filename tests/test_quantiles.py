@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from scipy import integrate, stats
 
-from ganplify import quantiles as qt
-from ganplify.targets import GaussianShell
+from ganplify.metrics import quantiles as qt
+from ganplify.truth.shells import GaussianShell
 
 
 @pytest.mark.parametrize("dim", [1, 2, 5, 8])

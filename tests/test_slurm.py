@@ -10,8 +10,8 @@ import copy
 
 import pytest
 
-from ganplify import config as cfg
 from ganplify import slurm
+from ganplify.study import config as cfg
 from tests.test_config import BASE
 
 

@@ -4,14 +4,13 @@ import numpy as np
 import pytest
 from scipy import integrate, stats
 
-from ganplify.quantiles import Binning, CellCounter, binnings_for
-from ganplify.targets import (
-    TARGETS,
+from ganplify.metrics.quantiles import Binning, CellCounter, binnings_for
+from ganplify.truth import TARGETS, make_target
+from ganplify.truth.shells import (
     GaussianShell,
     StudentShell,
     angle_cdf,
     angle_ppf,
-    make_target,
     to_cartesian,
     to_hyperspherical,
 )

@@ -13,17 +13,29 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import safetensors.torch
 import torch
 
-from ganplify import bench, models, training
-from ganplify.quantiles import Binning, CellCounter, mse_from_counts
-from ganplify.targets import GaussianShell
+from ganplify.bench import measure as bench
+from ganplify.bench import plain as plain_ref
+from ganplify.generators.neural import core as neural_core
+from ganplify.generators.neural import device as neural_device
+from ganplify.generators.neural import io as neural_io
+from ganplify.generators.neural import layers as ens_layers
+from ganplify.generators.neural.gan import config as gan_config
+from ganplify.generators.neural.gan import graphs as gan_graphs
+from ganplify.generators.neural.gan import networks as models
+from ganplify.generators.neural.gan import step as gan_step
+from ganplify.generators.neural.gan import training
+from ganplify.metrics.quantiles import Binning, CellCounter, mse_from_counts
+from ganplify.streams import GanStream
+from ganplify.truth.shells import GaussianShell
 
 CPU = torch.device("cpu")
 # small networks for everything that trains; the paper's sizes are tested in test_models.py
-TINY = training.GanConfig(
+TINY = gan_config.GanConfig(
     epochs=3, noise_dim=16, hidden=24, layers=2, embedding=6, lr=1e-3, checkpoint_every=0
 )
 
@@ -34,7 +46,7 @@ def _data(k: int, n: int = 40, d: int = 1, seed: int = 0) -> np.ndarray:
     return np.stack([shell.sample(n, rng) for _ in range(k)])
 
 
-def _train(data, seeds, config=TINY, **kwargs) -> training.TrainResult:
+def _train(data, seeds, config=TINY, **kwargs) -> neural_core.TrainResult:
     return training.train_ensemble(data, seeds, config, device="cpu", progress=False, **kwargs)
 
 
@@ -42,7 +54,7 @@ def _train(data, seeds, config=TINY, **kwargs) -> training.TrainResult:
 
 
 def test_config_defaults_are_the_papers():
-    c = training.GanConfig()
+    c = gan_config.GanConfig()
     assert (c.epochs, c.batch_size, c.lr, c.betas) == (10_000, 10, 5e-5, (0.5, 0.9))
     assert (c.lr_decay, c.lr_decay_every, c.gamma, c.data_noise) == (0.9, 1000, 0.01, 0.1)
     assert (c.noise_dim, c.hidden, c.layers, c.dropout, c.embedding) == (1000, 256, 7, 0.5, 32)
@@ -53,40 +65,41 @@ def test_config_defaults_are_the_papers():
 
 
 def test_config_from_mapping_and_hash_fields():
-    c = training.GanConfig.from_mapping({"epochs": 5, "betas": [0.4, 0.8], "set_input": "points"})
+    c = gan_config.GanConfig.from_mapping({"epochs": 5, "betas": [0.4, 0.8], "set_input": "points"})
     assert c.betas == (0.4, 0.8) and c.epochs == 5
     params = c.training_parameters()
     assert "checkpoint_every" not in params and "cuda_graphs" not in params
     assert params["betas"] == [0.4, 0.8]
     json.dumps(params)  # hashable as JSON
     with pytest.raises(ValueError, match="unknown"):
-        training.GanConfig.from_mapping({"epoch": 5})
+        gan_config.GanConfig.from_mapping({"epoch": 5})
     with pytest.raises(ValueError):
-        training.GanConfig(set_input="pairs")
+        gan_config.GanConfig(set_input="pairs")
     with pytest.raises(ValueError):
-        training.GanConfig(cuda_graphs="maybe")
+        gan_config.GanConfig(cuda_graphs="maybe")
     with pytest.raises(ValueError):
-        training.GanConfig(batch_size=1)
+        gan_config.GanConfig(batch_size=1)
 
 
 def test_resolve_device():
-    assert training.resolve_device("cpu") == CPU
-    assert training.resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert neural_device.resolve_device("cpu") == CPU
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert neural_device.resolve_device("auto").type == expected
     with pytest.raises(ValueError, match="unknown device"):
-        training.resolve_device("tpu")
+        neural_device.resolve_device("tpu")
     if not torch.cuda.is_available():
         with pytest.raises(RuntimeError, match="CUDA is not available"):
-            training.resolve_device("cuda:0")
+            neural_device.resolve_device("cuda:0")
 
 
 def test_cuda_graphs_modes_on_cpu():
-    state = training.new_state(_data(1), [1], TINY, CPU)
-    runner, graphed = training.make_step_runner(state, "auto")
+    state = gan_step.new_state(_data(1), [1], TINY, CPU)
+    runner, graphed = gan_graphs.make_step_runner(state, "auto")
     assert not graphed
     runner()
     assert int(state.step) == 1
     with pytest.raises(ValueError, match="CUDA"):
-        training.make_step_runner(state, "on")
+        gan_graphs.make_step_runner(state, "on")
 
 
 class _FakeGraph:
@@ -96,55 +109,55 @@ class _FakeGraph:
         self.state, self.corrupt = state, corrupt
 
     def replay(self) -> None:
-        training.train_step(self.state)
+        gan_step.train_step(self.state)
         if self.corrupt:
             with torch.no_grad():
                 self.state.generator.weight[0].add_(1.0)
 
 
 def test_checked_graph_runner_accepts_an_agreeing_graph():
-    state = training.new_state(_data(2), [1, 2], TINY, CPU)
-    training.begin_epoch(state, 0)
-    before = [t.clone() for t in training._state_tensors(state)]
-    runner, graphed = training.checked_graph_runner(state, "auto", _FakeGraph)
+    state = gan_step.new_state(_data(2), [1, 2], TINY, CPU)
+    gan_step.begin_epoch(state, 0)
+    before = [t.clone() for t in gan_graphs._state_tensors(state)]
+    runner, graphed = gan_graphs.checked_graph_runner(state, "auto", _FakeGraph)
     assert graphed
     # the check ran one graph step and one eager step, then restored the state exactly
-    for a, b in zip(before, training._state_tensors(state), strict=True):
+    for a, b in zip(before, gan_graphs._state_tensors(state), strict=True):
         assert torch.equal(a, b)
     runner()
     assert int(state.step) == 1
 
 
 def test_checked_graph_runner_falls_back(caplog):
-    state = training.new_state(_data(2), [1, 2], TINY, CPU)
-    training.begin_epoch(state, 0)
-    before = [t.clone() for t in training._state_tensors(state)]
-    with caplog.at_level(logging.WARNING, logger="ganplify.training"):
-        _, graphed = training.checked_graph_runner(
+    state = gan_step.new_state(_data(2), [1, 2], TINY, CPU)
+    gan_step.begin_epoch(state, 0)
+    before = [t.clone() for t in gan_graphs._state_tensors(state)]
+    with caplog.at_level(logging.WARNING, logger="ganplify"):
+        _, graphed = gan_graphs.checked_graph_runner(
             state, "auto", lambda s: _FakeGraph(s, corrupt=True)
         )
     assert not graphed and "disagrees" in caplog.text
-    for a, b in zip(before, training._state_tensors(state), strict=True):
+    for a, b in zip(before, gan_graphs._state_tensors(state), strict=True):
         assert torch.equal(a, b)
 
     def broken(s):
         raise RuntimeError("capture not supported")
 
-    _, graphed = training.checked_graph_runner(state, "auto", broken)
+    _, graphed = gan_graphs.checked_graph_runner(state, "auto", broken)
     assert not graphed
     with pytest.raises(RuntimeError, match="capture not supported"):
-        training.checked_graph_runner(state, "on", broken)
+        gan_graphs.checked_graph_runner(state, "on", broken)
     with pytest.raises(RuntimeError, match="disagrees"):
-        training.checked_graph_runner(state, "on", lambda s: _FakeGraph(s, corrupt=True))
+        gan_graphs.checked_graph_runner(state, "on", lambda s: _FakeGraph(s, corrupt=True))
 
 
 def test_compare_snapshots():
     a = [torch.tensor([1.0, 2.0]), torch.tensor(3), torch.tensor([True])]
-    assert training._compare_snapshots(a, [t.clone() for t in a], lr=1e-4) is None
+    assert gan_graphs._compare_snapshots(a, [t.clone() for t in a], lr=1e-4) is None
     b = [torch.tensor([1.0, 2.5]), torch.tensor(3), torch.tensor([True])]
-    assert "differs" in training._compare_snapshots(a, b, lr=1e-4)
+    assert "differs" in gan_graphs._compare_snapshots(a, b, lr=1e-4)
     c = [a[0], torch.tensor(4), a[2]]
-    assert "differs" in training._compare_snapshots(a, c, lr=1e-4)
+    assert "differs" in gan_graphs._compare_snapshots(a, c, lr=1e-4)
 
 
 # --------------------------------------------------------------------------- losses
@@ -156,13 +169,13 @@ def test_gradient_penalty_matches_direct_autograd():
     arch = config.architecture(2)
     keys = torch.tensor([5, 6])
     disc = models.EnsembleDiscriminator(arch, 2)
-    models.init_replicas_(disc, keys, 2)
+    ens_layers.init_replicas_(disc, keys, 2)
     gen = torch.Generator().manual_seed(0)
     real, fake = torch.randn(2, 4, 2, generator=gen), torch.randn(2, 4, 2, generator=gen) * 3
-    loss, omega = training.ensemble_discriminator_loss(disc, real, fake, None, config.gamma)
+    loss, omega = gan_step.ensemble_discriminator_loss(disc, real, fake, None, config.gamma)
     for k in range(2):
-        plain = models.PlainDiscriminator(arch)
-        models.copy_replica_to_plain(disc, k, plain)
+        plain = plain_ref.PlainDiscriminator(arch)
+        plain_ref.copy_replica_to_plain(disc, k, plain)
         plain = plain.double()
         terms, bce = [], 0.0
         no_dropout = torch.ones(arch.layers, 4, arch.hidden, dtype=torch.float64)
@@ -192,26 +205,28 @@ def test_gradient_penalty_matches_direct_autograd():
 def test_ensemble_k1_matches_plain_modules():
     """(a) Same weights and draws: ensemble K=1 and plain nn.Modules agree step by step."""
     config = replace(TINY, set_input="differences")
-    state = training.new_state(_data(1, d=2), [7], config, CPU)
+    state = gan_step.new_state(_data(1, d=2), [7], config, CPU)
     arch = state.arch
-    gen, disc = models.PlainGenerator(arch), models.PlainDiscriminator(arch)
-    models.copy_replica_to_plain(state.generator, 0, gen)
-    models.copy_replica_to_plain(state.discriminator, 0, disc)
+    gen, disc = plain_ref.PlainGenerator(arch), plain_ref.PlainDiscriminator(arch)
+    plain_ref.copy_replica_to_plain(state.generator, 0, gen)
+    plain_ref.copy_replica_to_plain(state.discriminator, 0, disc)
     opt_g = torch.optim.Adam(gen.parameters(), lr=config.lr, betas=config.betas)
     opt_d = torch.optim.Adam(disc.parameters(), lr=config.lr, betas=config.betas)
-    training.begin_epoch(state, 0)
+    gan_step.begin_epoch(state, 0)
     for step in range(4):
-        draws = training.draw_step(state.keys, step, arch, config).replica(0)
-        real = training.current_batch(state)[0]
+        draws = gan_step.draw_step(state.keys, step, arch, config).replica(0)
+        real = gan_step.current_batch(state)[0]
         before = state.sums.clone()
-        training.train_step(state)
+        gan_step.train_step(state)
         ensemble = (state.sums - before)[0].float()
-        plain = torch.stack(training.plain_train_step(gen, disc, opt_g, opt_d, real, config, draws))
+        plain = torch.stack(
+            plain_ref.plain_train_step(gen, disc, opt_g, opt_d, real, config, draws)
+        )
         torch.testing.assert_close(ensemble, plain, rtol=1e-5, atol=1e-6)
     # Adam moves each weight by up to ~lr per step whatever the gradient's size, so a weight
     # layout or gradient error shows as differences of order lr; rounding stays far below 1% of it
     for ens, plain in ((state.generator, gen), (state.discriminator, disc)):
-        for name, tensor in models.replica_state_dict(ens, 0).items():
+        for name, tensor in ens_layers.replica_state_dict(ens, 0).items():
             expected = plain.state_dict()[name]
             torch.testing.assert_close(tensor, expected, rtol=0, atol=1e-2 * TINY.lr)
 
@@ -229,13 +244,13 @@ def test_replica_in_ensemble_matches_replica_alone():
         )
 
 
-def _ops_per_step(k: int, config: training.GanConfig) -> int:
-    state = training.new_state(_data(k), list(range(k)), config, CPU)
-    training.begin_epoch(state, 0)
-    training.train_step(state)
+def _ops_per_step(k: int, config: gan_config.GanConfig) -> int:
+    state = gan_step.new_state(_data(k), list(range(k)), config, CPU)
+    gan_step.begin_epoch(state, 0)
+    gan_step.train_step(state)
     counter = bench.OpCounter()
     with counter:
-        training.train_step(state)
+        gan_step.train_step(state)
     return counter.total
 
 
@@ -281,7 +296,7 @@ def test_non_finite_replica_is_failed_and_others_unaffected():
 
 def test_failure_epoch_is_reported(monkeypatch):
     """A replica whose weights become NaN in epoch 3 fails with that epoch."""
-    original = training.begin_epoch
+    original = gan_step.begin_epoch
 
     def poison(state, epoch):
         original(state, epoch)
@@ -307,24 +322,26 @@ def test_history_shape_and_csv(tmp_path):
     assert np.isfinite(result.history).all()
     assert (result.history[:, :, 2] >= 0).all()  # Omega is a sum of squares
     path = tmp_path / "losses.csv"
-    training.write_losses_csv(path, result.history[:, 1])
+    neural_io.write_losses_csv(path, result.history[:, 1], training.LOSS_COLUMNS)
     lines = path.read_text().splitlines()
     assert lines[0] == "epoch,d_loss,g_loss,penalty"
     assert lines[1].startswith("1,") and len(lines) == TINY.epochs + 1
-    np.testing.assert_array_equal(training.read_losses_csv(path), result.history[:, 1])
+    table = pd.read_csv(path)
+    np.testing.assert_array_equal(table[list(training.LOSS_COLUMNS)].to_numpy(),
+                                  result.history[:, 1])
     with pytest.raises(ValueError):
-        training.write_losses_csv(path, result.history)
+        neural_io.write_losses_csv(path, result.history, training.LOSS_COLUMNS)
 
 
 def test_remainder_of_the_training_set_is_dropped():
     result = _train(_data(1, n=25), [3])  # 2 steps of 10 per epoch, 5 points unused
     assert result.status == ("done",)
-    state = training.new_state(_data(1, n=25), [3], TINY, CPU)
+    state = gan_step.new_state(_data(1, n=25), [3], TINY, CPU)
     assert state.steps_per_epoch == 2
 
 
 def test_log_lines_without_a_terminal(caplog):
-    with caplog.at_level(logging.INFO, logger="ganplify.training"):
+    with caplog.at_level(logging.INFO, logger="ganplify"):
         training.train_ensemble(_data(1), [1], TINY, device="cpu", progress=False, log_every=0)
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("epoch")]
     assert len(lines) == TINY.epochs
@@ -363,7 +380,7 @@ def test_checkpoint_files_and_resume_of_a_finished_run(tmp_path, caplog):
         assert all(torch.equal(a[n], b[n]) for n in a)
     np.testing.assert_array_equal(first.history, again.history)
     # another config hash: start fresh and say why
-    with caplog.at_level(logging.INFO, logger="ganplify.training"):
+    with caplog.at_level(logging.INFO, logger="ganplify"):
         fresh = _train(_data(2), [1, 2], checkpoints=bases, config_hash="xyz")
     assert fresh.resumed_from_epoch == 0
     assert any("starting fresh" in r.getMessage() and "config_hash" in r.getMessage()
@@ -374,7 +391,7 @@ def test_missing_replica_checkpoint_starts_fresh(tmp_path, caplog):
     bases = _bases(tmp_path, 2)
     _train(_data(2), [1, 2], checkpoints=bases)
     bases[1].with_suffix(".json").unlink()
-    with caplog.at_level(logging.INFO, logger="ganplify.training"):
+    with caplog.at_level(logging.INFO, logger="ganplify"):
         result = _train(_data(2), [1, 2], checkpoints=bases)
     assert result.resumed_from_epoch == 0
     assert any("no checkpoint for replica 1" in r.getMessage() for r in caplog.records)
@@ -387,7 +404,7 @@ def test_replicas_at_different_steps_start_fresh(tmp_path, caplog):
     meta = json.loads(meta_path.read_text())
     meta["step"] -= 1
     meta_path.write_text(json.dumps(meta))
-    with caplog.at_level(logging.INFO, logger="ganplify.training"):
+    with caplog.at_level(logging.INFO, logger="ganplify"):
         result = _train(_data(2), [1, 2], checkpoints=bases)
     assert result.resumed_from_epoch == 0
     assert "different steps" in caplog.text
@@ -396,7 +413,7 @@ def test_replicas_at_different_steps_start_fresh(tmp_path, caplog):
 def test_signal_in_process_checkpoints_and_raises(tmp_path, monkeypatch):
     """SIGUSR1 mid-epoch: checkpoint after the current step, Interrupted, then exact resume."""
     config = replace(TINY, epochs=4)
-    original, calls = training.train_step, []
+    original, calls = gan_step.train_step, []
 
     def step_then_signal(state):
         original(state)
@@ -404,13 +421,13 @@ def test_signal_in_process_checkpoints_and_raises(tmp_path, monkeypatch):
         if len(calls) == 6:  # epoch 2 (4 steps per epoch), second step
             os.kill(os.getpid(), signal.SIGUSR1)
 
-    monkeypatch.setattr(training, "train_step", step_then_signal)
+    monkeypatch.setattr(gan_graphs, "train_step", step_then_signal)
     bases = _bases(tmp_path / "a", 2)
-    with pytest.raises(training.Interrupted, match="SIGUSR1"):
+    with pytest.raises(neural_core.Interrupted, match="SIGUSR1"):
         _train(_data(2), [1, 2], config, checkpoints=bases)
     meta = json.loads(bases[0].with_suffix(".json").read_text())
     assert meta["step"] == 6 and meta["status"] == "running"
-    monkeypatch.setattr(training, "train_step", original)
+    monkeypatch.setattr(gan_graphs, "train_step", original)
     resumed = _train(_data(2), [1, 2], config, checkpoints=bases)
     assert resumed.resumed_from_epoch == 1
     straight = _train(_data(2), [1, 2], config, checkpoints=_bases(tmp_path / "b", 2))
@@ -426,13 +443,21 @@ SCRIPT = textwrap.dedent(
     import logging, sys
     from pathlib import Path
     import numpy as np, torch
-    from ganplify import training
-    from ganplify.targets import GaussianShell
+    from ganplify.generators.neural.gan import graphs as gan_graphs
+    from ganplify.generators.neural import core as neural_core
+    from ganplify.generators.neural.gan import training
+    from ganplify.generators.neural.gan import step as gan_step
+    from ganplify.generators.neural.gan import config as gan_config
+    from ganplify.generators.neural import io as neural_io
+    from ganplify.bench import plain as plain_ref
+    from ganplify.generators.neural import device as neural_device
+    from ganplify import rng
+    from ganplify.truth.shells import GaussianShell
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.set_num_threads(1)
     root = Path(sys.argv[1])
-    config = training.GanConfig(epochs=int(sys.argv[2]), noise_dim=16, hidden=24, layers=2,
+    config = gan_config.GanConfig(epochs=int(sys.argv[2]), noise_dim=16, hidden=24, layers=2,
                                 embedding=6, lr=1e-3, checkpoint_every=7)
     rng = np.random.default_rng(0)
     data = np.stack([GaussianShell(1).sample(40, rng) for _ in range(2)])
@@ -440,7 +465,7 @@ SCRIPT = textwrap.dedent(
     try:
         training.train_ensemble(data, [5, 6], config, device="cpu", checkpoints=bases,
                                 config_hash="h", progress=False, log_every=0)
-    except training.Interrupted as exc:
+    except neural_core.Interrupted as exc:
         print(exc, file=sys.stderr)
         sys.exit(3)
     """
@@ -491,8 +516,8 @@ def test_sigterm_resume_is_bit_identical(tmp_path):
 def _weights(k: int, dim: int = 2) -> tuple[list[dict[str, torch.Tensor]], models.Architecture]:
     arch = TINY.architecture(dim)
     gen = models.EnsembleGenerator(arch, k)
-    models.init_replicas_(gen, torch.arange(k) + 100, training.Stream.INIT_GENERATOR)
-    return [models.replica_state_dict(gen, i) for i in range(k)], arch
+    ens_layers.init_replicas_(gen, torch.arange(k) + 100, GanStream.INIT_GENERATOR)
+    return [ens_layers.replica_state_dict(gen, i) for i in range(k)], arch
 
 
 def test_generate_chunks_reproducibility_and_independence():
@@ -513,7 +538,7 @@ def test_generate_chunks_reproducibility_and_independence():
 def test_generation_keeps_dropout_active():
     weights, arch = _weights(1)
     with_dropout = next(training.generate(weights, [1], 200, 200, "cpu"))[0]
-    gen = models.PlainGenerator(arch)
+    gen = plain_ref.PlainGenerator(arch)
     gen.load_state_dict(weights[0])
     z = torch.rand(200, arch.noise_dim) * 2 - 1
     without = gen(z, masks=torch.ones(arch.layers, 200, arch.hidden)).detach().numpy()
@@ -524,8 +549,8 @@ def test_generation_keeps_dropout_active():
 def test_generation_is_independent_of_training_draws():
     weights, arch = _weights(1)
     events = next(training.generate(weights, [1], 10, 10, "cpu"))[0]
-    z_train = training.draw_step(torch.tensor([1]), 0, arch, TINY).d_noise[0]
-    gen = models.PlainGenerator(arch)
+    z_train = gan_step.draw_step(torch.tensor([1]), 0, arch, TINY).d_noise[0]
+    gen = plain_ref.PlainGenerator(arch)
     gen.load_state_dict(weights[0])
     assert not np.allclose(gen(z_train, None).detach().numpy(), events)
 
@@ -533,14 +558,14 @@ def test_generation_is_independent_of_training_draws():
 def test_save_and_load_generator(tmp_path):
     weights, _ = _weights(2)
     path = tmp_path / "g" / "generator.safetensors"
-    training.save_generator(path, weights[0], {"seed": "1", "epochs": "3"})
-    loaded = training.load_generator(path)
+    neural_io.save_generator(path, weights[0], {"seed": "1", "epochs": "3"})
+    loaded = neural_io.load_generator(path)
     assert loaded.keys() == weights[0].keys()
     assert all(torch.equal(loaded[n], weights[0][n]) for n in loaded)
-    meta = training.generator_metadata(path)
-    assert meta["seed"] == "1" and meta["format"] == training.GENERATOR_FORMAT
+    meta = neural_io.generator_metadata(path)
+    assert meta["seed"] == "1" and meta["format"] == neural_io.GENERATOR_FORMAT
     stacked = training.stack_generators([loaded, weights[1]], "cpu")
-    assert torch.equal(models.replica_state_dict(stacked, 1)["out.weight"],
+    assert torch.equal(ens_layers.replica_state_dict(stacked, 1)["out.weight"],
                        weights[1]["out.weight"])
 
 
@@ -550,13 +575,13 @@ def test_save_and_load_generator(tmp_path):
 def test_short_training_lowers_the_quantile_mse():
     """16 replicas, d = 1: training beats the untrained generator by more than its spread."""
     k, n_gen = 16, 2000
-    config = training.GanConfig(
+    config = gan_config.GanConfig(
         epochs=30, noise_dim=16, hidden=64, layers=3, embedding=16, lr=1e-3, checkpoint_every=0
     )
     seeds = list(range(100, 100 + k))
     data = _data(k, n=100, d=1, seed=3)
-    untrained = training.new_state(data, seeds, config, CPU)
-    before = [models.replica_state_dict(untrained.generator, i) for i in range(k)]
+    untrained = gan_step.new_state(data, seeds, config, CPU)
+    before = [ens_layers.replica_state_dict(untrained.generator, i) for i in range(k)]
     result = _train(data, seeds, config)
     assert result.status == ("done",) * k
     counter = CellCounter(GaussianShell(1), [Binning("x", 10, 1)])

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ganplify.amplification import CONTRACT_COLUMNS
+from ganplify.analysis.amplification import CONTRACT_COLUMNS
 from ganplify.cli import main as ganplify_main
 from tests.helpers import REPO, copy_project, env_with_venv, snakemake_cmd
 
@@ -62,12 +62,12 @@ def test_lint_is_clean():
 
 
 def test_dry_run_of_default_config(project):
-    from ganplify import config as cfg
+    from ganplify.study import config as cfg
 
     proc = run_snakemake(project, "-n")
     jobs = jobs_of(proc.stdout)
     # the job counts follow from the config: one job per setting and chunk of seeds
-    from ganplify import study
+    from ganplify.study import plan as study
 
     config = cfg.load(project / "config" / "config.yaml")
     chunks = study.plan(config)
@@ -128,8 +128,8 @@ def test_bad_config_stops_before_any_job(project):
 
 def test_quick_run_produces_the_contract(quick_run):
     res = quick_run / "results" / "quick"
-    from ganplify import config as cfg
     from ganplify.figures import planned
+    from ganplify.study import config as cfg
 
     figures = planned(cfg.load(res / "config.yaml"))
     assert {"fig1_camel_back", "fig2_camel_back_mse", "fig4_ring_mse", "fig6_shell_mse"} <= set(
@@ -163,8 +163,8 @@ def test_report_holds_every_figure(quick_run):
     report = quick_run / "results" / "quick" / "report.html"
     run_snakemake(quick_run, "--report", str(report))
     html = report.read_text(errors="replace")
-    from ganplify import config as cfg
     from ganplify.figures import planned
+    from ganplify.study import config as cfg
 
     for name in planned(cfg.load(quick_run / "results" / "quick" / "config.yaml")):
         assert f"{name}.png" in html, name

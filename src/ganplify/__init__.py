@@ -1,18 +1,17 @@
 """ganplify: how many truth-sampled events is a generative model worth?
 
 A reproduction and extension of "GANplifying Event Samples" (Butter, Diefenbacher, Kasieczka,
-Nachman, Plehn). See README.md for the study workflow; the modules are
+Nachman, Plehn). See README.md for the study workflow. The subpackages:
 
-targets       the truth families (Gaussian and Student-t shells), exact CDFs, transforms
-quantiles     exact quantile binnings, the quantile MSE, N_equiv and amplification
-baselines     the 5-parameter maximum-likelihood fit of the camel back
-generators    every generator behind one interface, and their registry
-evaluation    the MSE of generated events at a grid of event counts
-amplification aggregation into the study's tables, with bootstrap intervals
-study         config -> jobs, parameter hashes and paths
-config        loading and validating a study config
-results       the results-folder contract: atomic writes, manifest, verification
-plots         the figures
+truth       the truth families and their registry
+metrics     exact quantile binnings, the quantile MSE, evaluation at event counts
+generators  every generator behind one interface, and the registry; neural/ holds the core the
+            GAN and the density models share
+study       config and schema, the plan of jobs, a replica's random inputs, the job bodies
+results     the results folder: atomic I/O, manifest and verification, provenance, merge, status
+analysis    amplification tables with intervals, the fit's uncertainty
+figures     the figures and their registry
+bench       `ganplify bench`
 """
 
 from importlib import metadata

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import yaml
 
-from ganplify import config as cfg
-from ganplify.results import ResultsError
+from ganplify.results.io import ResultsError
+from ganplify.study import config as cfg
 
 log = logging.getLogger("ganplify")
 
@@ -54,7 +54,7 @@ def _study_config(results: Path) -> dict:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    from ganplify import study
+    from ganplify.study import plan as study
 
     config = cfg.load(args.config)
     chunks = study.plan(config)
@@ -66,7 +66,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_write_config(args: argparse.Namespace) -> int:
-    from ganplify.results import atomic_write_text
+    from ganplify.results.io import atomic_write_text
 
     config = cfg.validate(json.loads(args.json))
     atomic_write_text(args.output, yaml.safe_dump(config, sort_keys=False))
@@ -74,7 +74,7 @@ def cmd_write_config(args: argparse.Namespace) -> int:
 
 
 def cmd_baseline(args: argparse.Namespace) -> int:
-    from ganplify.jobs import run_baseline
+    from ganplify.study.jobs import run_baseline
 
     flag = run_baseline(_load_spec(args.spec), args.results, args.output)
     failed = [s for s, v in flag["replicas"].items() if v != "done"]
@@ -100,8 +100,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     # before torch is imported: a stop signal during the import is kept for the training loop
     with signals.install_early():
-        from ganplify import training
-        from ganplify.jobs import run_train
+        from ganplify.generators.neural import core as training
+        from ganplify.study.jobs import run_train
 
         _set_threads(args.threads)
         try:
@@ -117,7 +117,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from ganplify.jobs import run_evaluate
+    from ganplify.study.jobs import run_evaluate
 
     _set_threads(args.threads)
     flag = run_evaluate(_load_spec(args.spec), args.results, args.output, args.memory_mb)
@@ -128,7 +128,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     # the benchmark's own parser, built here so that other commands never import torch
-    from ganplify import bench
+    from ganplify.bench import measure as bench
 
     parser = argparse.ArgumentParser(prog="ganplify bench", description=bench.__doc__)
     bench.add_arguments(parser)
@@ -136,9 +136,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_aggregate(args: argparse.Namespace) -> int:
-    from ganplify import amplification as amp
-    from ganplify import study
-    from ganplify.results import write_csv
+    from ganplify.analysis import amplification as amp
+    from ganplify.results.io import write_csv
+    from ganplify.study import plan as study
 
     results = Path(args.results)
     config = _study_config(results)
@@ -161,9 +161,9 @@ def cmd_aggregate(args: argparse.Namespace) -> int:
 
 
 def cmd_fit_uncertainty(args: argparse.Namespace) -> int:
-    from ganplify import fit_uncertainty as fu
-    from ganplify import study
-    from ganplify.results import write_csv
+    from ganplify.analysis import fit_uncertainty as fu
+    from ganplify.results.io import write_csv
+    from ganplify.study import plan as study
 
     results = Path(args.results)
     config = _study_config(results)
@@ -188,9 +188,9 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 
 def cmd_provenance(args: argparse.Namespace) -> int:
-    from ganplify import study
-    from ganplify.provenance import environment, git_state, now
-    from ganplify.results import read_json, write_json
+    from ganplify.results.io import read_json, write_json
+    from ganplify.results.provenance import environment, git_state, now
+    from ganplify.study import plan as study
 
     results = Path(args.results)
     config = _study_config(results)
@@ -219,7 +219,7 @@ def cmd_provenance(args: argparse.Namespace) -> int:
 
 
 def cmd_manifest(args: argparse.Namespace) -> int:
-    from ganplify.results import write_manifest
+    from ganplify.results.manifest import write_manifest
 
     n = write_manifest(args.results)
     print(f"{args.results}/MANIFEST.sha256: {n} files")
@@ -227,8 +227,8 @@ def cmd_manifest(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from ganplify.checks import table_checks
-    from ganplify.results import verify
+    from ganplify.results.checks import table_checks
+    from ganplify.results.manifest import verify
 
     problems = verify(args.results, table_checks)
     if problems:
@@ -237,7 +237,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
                   file=sys.stderr)
         print(f"verify: {len(problems)} problem(s) in {args.results}", file=sys.stderr)
         return 1
-    from ganplify.results import read_manifest
+    from ganplify.results.manifest import read_manifest
 
     print(f"{args.results}: OK, {len(read_manifest(args.results))} files match MANIFEST.sha256")
     return 0
@@ -246,7 +246,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def cmd_summary(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from ganplify.amplification import read_amplification
+    from ganplify.analysis.amplification import read_amplification
 
     table = read_amplification(Path(args.results) / "tables" / "amplification.csv")
     if args.generator:
@@ -263,7 +263,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from ganplify import status
+    from ganplify.results import status
 
     results = Path(args.results)
     states = status.study_status(results, _study_config(results), args.workdir)
@@ -272,7 +272,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_merge(args: argparse.Namespace) -> int:
-    from ganplify.merge import merge
+    from ganplify.results.merge import merge
 
     out = merge(args.sources, args.into)
     print(f"merged {len(args.sources)} folders into {args.into}: {out['files']} files, "
@@ -389,8 +389,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    from ganplify.jobs import JobError
-    from ganplify.study import SpecError
+    from ganplify.study.jobs import JobError
+    from ganplify.study.plan import SpecError
 
     try:
         return args.func(args)

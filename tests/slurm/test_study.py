@@ -81,8 +81,8 @@ def test_cancel_and_failure_then_rerun_only_those(slurm_cluster, client_env, tmp
     config = write_config(project)
     results = project / "results" / "cluster"
     # make seed 2's training job fail: its weights path is blocked by a directory
-    from ganplify import config as cfg
-    from ganplify import study
+    from ganplify.study import config as cfg
+    from ganplify.study import plan as study
 
     plan = study.plan(cfg.load(config))
     gan_d1 = next(c for c in plan if c.setting.generator == "gan" and c.setting.dim == 1)

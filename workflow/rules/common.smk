@@ -6,12 +6,12 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 
-from ganplify import config as gconfig
+from ganplify.study import config as gconfig
 from ganplify import figures as gfigures
-from ganplify import fit_uncertainty as gfit_uncertainty
+from ganplify.analysis import fit_uncertainty as gfit_uncertainty
 from ganplify import generators as ggenerators
 from ganplify import slurm as gslurm
-from ganplify import study as gstudy
+from ganplify.study import plan as gstudy
 
 try:
     STUDY = gconfig.validate(config)

@@ -1,0 +1,271 @@
+"""Aggregate per-replica MSE tables into tables/mse.csv and tables/amplification.csv.
+
+For every (target, dim, n_train, generator, binning, n_quantiles, n_generated) the mean MSE over
+the replicas that did not fail converts to N_equiv = (1/K)(1 - 1/K)/MSE and the amplification
+N_equiv / n_train, with a bootstrap interval over replicas. Rows with n_generated = inf hold the
+asymptotic estimate: each replica's MSE at its largest n_generated with the finite-sample term
+removed, then averaged. Failed replicas are counted (n_failed) and listed in
+tables/replicas.csv, never averaged in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ganplify.metrics import quantiles as qt
+from ganplify.metrics.evaluation import MSE_COLUMNS
+from ganplify.results.io import ResultsError, read_json
+from ganplify.study.data import stable_id
+from ganplify.study.plan import Chunk
+
+# The contract's columns of tables/amplification.csv, in this order (DESIGN.md).
+CONTRACT_COLUMNS = [
+    "target", "dim", "n_train", "generator", "binning", "n_quantiles", "n_cells", "n_generated",
+    "n_replicas", "mse_mean", "mse_std", "n_equiv", "n_equiv_lo", "n_equiv_hi",
+    "amplification", "amplification_lo", "amplification_hi",
+]
+
+
+# Added after the contract's columns: replicas left out because they failed; replicas kept in
+# the mean although their generated spread collapsed; the median of per-replica amplification;
+# the smallest n_generated whose amplification is within `saturation` of the asymptote;
+# the effective number of parameters (n_cells - 1) / amplification of exact and asymptotic
+# rows (a fit with k parameters approaches k as the cells get finer); the stricter measure of
+# the Matchev-Shyamsundar robustness test (`quantiles.robust_factor`): the median over replicas
+# of the largest N_required whose generated histogram passes a chi-square test against the
+# truth with the errors of N_required events, and that over n_train (exact and asymptotic rows).
+EXTRA_COLUMNS = ["n_failed", "n_collapsed", "amplification_median", "n_saturation",
+                 "n_params_eff", "n_robust", "amplification_robust"]
+
+
+AMPLIFICATION_COLUMNS = CONTRACT_COLUMNS + EXTRA_COLUMNS
+
+
+REPLICA_COLUMNS = [
+    "target", "dim", "n_train", "generator", "phash", "seed", "status", "reason",
+    "spread_ratio", "path",
+]
+
+
+GROUP = ["target", "dim", "n_train", "generator", "binning", "n_quantiles", "n_cells"]
+
+
+# Generators whose asymptote is not estimated (the truth's asymptotic MSE is 0 by definition).
+NO_ASYMPTOTE = {"sample"}
+
+
+def collect(results: str | Path, chunks: Sequence[Chunk]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Read every replica's status and MSE table.
+
+    Returns
+    -------
+    mse : DataFrame
+        tables/mse.csv, one row per replica x binning x n_generated (replicas that did not fail).
+    replicas : DataFrame
+        tables/replicas.csv, one row per replica with its status and reason.
+
+    Raises
+    ------
+    ResultsError
+        Naming the file, when a replica's record is missing or does not match the study.
+    """
+    results = Path(results)
+    tables, rows = [], []
+    for chunk in chunks:
+        s = chunk.setting
+        for seed in chunk.seeds:
+            rdir = results / s.replica_dir(seed)
+            status = read_json(rdir / "status.json")
+            if status.get("phash") != s.phash or status.get("seed") != seed:
+                raise ResultsError(
+                    f"{rdir / 'status.json'}: belongs to another setting or seed "
+                    f"(phash {status.get('phash')}, seed {status.get('seed')})"
+                )
+            rows.append((s.target, s.dim, s.n_train, s.generator, s.phash, seed,
+                         status["status"], status.get("reason", ""),
+                         status.get("spread_ratio", np.nan), s.replica_dir(seed)))
+            if status["status"] != "done":
+                continue
+            table = read_mse_table(rdir / "mse.csv")
+            expected = {
+                (b.coordinate, b.n_quantiles, n)
+                for b in chunk.binnings
+                for n in (chunk.n_generated or [None])
+            }
+            got = {
+                (c, int(q), None if pd.isna(n) else int(n))
+                for c, q, n in table[["binning", "n_quantiles", "n_generated"]].itertuples(
+                    index=False
+                )
+            }
+            if got != expected:
+                raise ResultsError(
+                    f"{rdir / 'mse.csv'}: holds other binnings or event counts than the study "
+                    f"asks for ({len(got)} rows vs {len(expected)} expected); rerun its evaluation"
+                )
+            tables.append(table)
+    mse = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=MSE_COLUMNS)
+    mse["n_generated"] = mse["n_generated"].astype("Int64")
+    return mse, pd.DataFrame(rows, columns=REPLICA_COLUMNS)
+
+
+def read_mse_table(path: Path) -> pd.DataFrame:
+    try:
+        table = pd.read_csv(path, dtype={"binning": str, "generator": str, "target": str})
+    except FileNotFoundError:
+        raise ResultsError(f"{path}: missing") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise ResultsError(f"{path}: not a readable CSV table ({exc})") from None
+    if list(table.columns) != MSE_COLUMNS:
+        raise ResultsError(f"{path}: columns {list(table.columns)} are not {MSE_COLUMNS}")
+    if not np.all(np.isfinite(table["mse"].to_numpy(dtype=float))):
+        raise ResultsError(f"{path}: non-finite MSE values")
+    return table
+
+
+def bootstrap_means(values: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """Means of ``n_boot`` resamples (with replacement) of ``values``."""
+    idx = rng.integers(0, len(values), size=(n_boot, len(values)))
+    return values[idx].mean(axis=1)
+
+
+def _summary_row(key, n_generated, values, counts, n_boot, interval, rng,
+                 robust_cl: float = 0.95) -> dict:
+    target, dim, n_train, generator, binning, n_quantiles, n_cells = key
+    mean = float(np.mean(values))
+    std = float(np.std(values, ddof=1)) if len(values) > 1 else float("nan")
+    tail = 0.5 * (1.0 - interval)
+    if len(values) > 1:
+        boots = bootstrap_means(values, n_boot, rng)
+        mse_lo, mse_hi = np.quantile(boots, [tail, 1.0 - tail])
+    else:
+        mse_lo = mse_hi = float("nan")
+    n_eq = float(qt.n_equiv(mean, n_cells))
+    # the generator's own precision (exact, or asymptotic): finite n_generated rows mix in the
+    # generated events' sampling noise
+    own = bool(np.isnan(n_generated) or np.isinf(n_generated))
+    n_robust = (float(np.median(qt.n_equiv(values, n_cells))
+                      * qt.robust_factor(n_cells, robust_cl)) if own else np.nan)
+    # N_equiv falls as the MSE rises: the upper MSE bound gives the lower N_equiv bound
+    n_lo = float(qt.n_equiv(mse_hi, n_cells)) if np.isfinite(mse_hi) else float("nan")
+    n_hi = float(qt.n_equiv(mse_lo, n_cells)) if np.isfinite(mse_lo) else float("nan")
+    return {
+        "target": target, "dim": dim, "n_train": n_train, "generator": generator,
+        "binning": binning, "n_quantiles": n_quantiles, "n_cells": n_cells,
+        "n_generated": n_generated, "n_replicas": len(values),
+        "mse_mean": mean, "mse_std": std,
+        "n_equiv": n_eq, "n_equiv_lo": n_lo, "n_equiv_hi": n_hi,
+        "amplification": n_eq / n_train,
+        "amplification_lo": n_lo / n_train, "amplification_hi": n_hi / n_train,
+        **counts,
+        "amplification_median": float(np.median(qt.amplification(values, n_cells, n_train))),
+        "n_saturation": np.nan,
+        "n_params_eff": (n_cells - 1) * n_train / n_eq if own and n_eq > 0 else np.nan,
+        "n_robust": n_robust,
+        "amplification_robust": n_robust / n_train,
+    }
+
+
+def saturation_point(rows: list[dict], tolerance: float) -> float:
+    """Smallest n_generated whose amplification is within ``tolerance`` of the asymptote.
+
+    ``rows`` are one group's summary rows (finite n_generated, then the asymptote). NaN when
+    there is no finite asymptote or no count reaches it.
+    """
+    finite = sorted((r for r in rows if np.isfinite(r["n_generated"])),
+                    key=lambda r: r["n_generated"])
+    asym = [r for r in rows if np.isinf(r["n_generated"])]
+    if not asym or not np.isfinite(asym[0]["amplification"]) or asym[0]["amplification"] <= 0:
+        return float("nan")
+    target = asym[0]["amplification"]
+    for r in finite:
+        if abs(r["amplification"] - target) <= tolerance * target:
+            return float(r["n_generated"])
+    return float("nan")
+
+
+def amplification_table(
+    mse: pd.DataFrame,
+    replicas: pd.DataFrame,
+    *,
+    n_boot: int = 1000,
+    interval: float = 0.68,
+    seed: int = 0,
+    collapse_spread: float = 0.5,
+    saturation: float = 0.1,
+    robust_cl: float = 0.95,
+) -> pd.DataFrame:
+    """The amplification table (`AMPLIFICATION_COLUMNS`) from the long MSE table.
+
+    Each group gets its own bootstrap stream derived from ``seed`` and the group's key, so a
+    row does not change when other generators or binnings are added to the study.
+    """
+    setting = ["target", "dim", "n_train", "generator"]
+    failed = replicas[replicas["status"] != "done"].groupby(setting).size().to_dict()
+    spread = pd.to_numeric(replicas["spread_ratio"], errors="coerce")
+    collapsed = (
+        replicas[(replicas["status"] == "done") & (spread < collapse_spread)]
+        .groupby(setting).size().to_dict()
+    )
+    rows = []
+    for key, group in mse.groupby(GROUP, sort=True):
+        target, dim, n_train, generator, _, _, n_cells = key
+        counts = {
+            "n_failed": int(failed.get((target, dim, n_train, generator), 0)),
+            "n_collapsed": int(collapsed.get((target, dim, n_train, generator), 0)),
+        }
+        rng = np.random.default_rng([seed, stable_id(repr(tuple(map(str, key))))])
+        if group["n_generated"].isna().all():  # exact generator
+            rows.append(_summary_row(key, np.nan, group["mse"].to_numpy(), counts,
+                                     n_boot, interval, rng, robust_cl))
+            continue
+        group_rows = [
+            _summary_row(key, float(n), sub["mse"].to_numpy(), counts, n_boot, interval, rng)
+            for n, sub in group.groupby("n_generated", sort=True)
+        ]
+        if generator not in NO_ASYMPTOTE:
+            n_max = group["n_generated"].max()
+            last = group[group["n_generated"] == n_max]
+            asym = qt.asymptotic_mse(last["mse"].to_numpy(), n_cells, float(n_max))
+            group_rows.append(_summary_row(key, np.inf, asym, counts, n_boot, interval, rng,
+                                           robust_cl))
+            n_sat = saturation_point(group_rows, saturation)
+            for r in group_rows:
+                r["n_saturation"] = n_sat
+        rows += group_rows
+    return pd.DataFrame(rows, columns=AMPLIFICATION_COLUMNS)
+
+
+def format_counts(values: pd.Series) -> pd.Series:
+    """n_generated as text: integers, 'inf' for the asymptote, '' for exact generators."""
+
+    def fmt(v):
+        if pd.isna(v):
+            return ""
+        if np.isinf(v):
+            return "inf"
+        return str(int(v))
+
+    return values.map(fmt)
+
+
+def read_amplification(path: str | Path) -> pd.DataFrame:
+    """Read tables/amplification.csv back, checking its columns (n_generated: float, inf ok)."""
+    path = Path(path)
+    try:
+        table = pd.read_csv(path, dtype={"binning": str, "generator": str, "target": str},
+                            keep_default_na=True)
+    except FileNotFoundError:
+        raise ResultsError(f"{path}: missing") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise ResultsError(f"{path}: not a readable CSV table ({exc})") from None
+    if list(table.columns[: len(CONTRACT_COLUMNS)]) != CONTRACT_COLUMNS:
+        raise ResultsError(
+            f"{path}: the first columns must be {CONTRACT_COLUMNS}, got {list(table.columns)}"
+        )
+    table["n_generated"] = pd.to_numeric(table["n_generated"], errors="raise")
+    return table

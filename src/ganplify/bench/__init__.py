@@ -1,0 +1,1 @@
+"""`ganplify bench`: the cost of a training step, plain modules against batched ensembles."""

@@ -1,0 +1,210 @@
+"""Merge results folders of the same study made with different replica seeds.
+
+Two collaborators run the same config with different seeds (say 0-49 and 50-99). `merge`
+checks that the configs agree on everything but the study name and the seeds, that the seeds
+join into contiguous ranges, and that files present in both are identical; then it copies the
+replica folders into a new results folder, writes the merged config, and writes job flags for
+the merged study's chunks whose replicas are all finished, so that running the workflow on the
+merged folder only aggregates and plots:
+
+    ganplify merge results/alice results/bob --into results/both
+    snakemake --configfile results/both/config.yaml
+"""
+
+from __future__ import annotations
+
+import copy
+import filecmp
+import shutil
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import yaml
+
+from ganplify import generators
+from ganplify.results.io import ResultsError, atomic_write_text, read_json, write_json
+from ganplify.results.provenance import now
+from ganplify.study import config as cfg
+from ganplify.study import plan as study
+
+# Keys that may differ between the folders being merged.
+SEED_KEYS = ("study", "seeds")
+
+
+# The sources' provenance, kept in the merged folder.
+MERGED_FROM = "merged_from.json"
+
+
+class MergeError(ResultsError):
+    """Folders that cannot be merged; the message says why."""
+
+
+def _strip_seeds(config: Mapping) -> dict:
+    out = copy.deepcopy(dict(config))
+    for key in SEED_KEYS:
+        out.pop(key, None)
+    for dim in out["dims"].values():
+        dim.pop("seeds", None)
+    out["defaults"].pop("seeds", None)
+    for gen in generators.REGISTRY:
+        if isinstance(out.get(gen), dict):
+            out[gen].pop("replicas", None)
+    return out
+
+
+def _first_difference(a, b, path: str = "") -> str:
+    if isinstance(a, Mapping) and isinstance(b, Mapping):
+        for key in sorted(set(a) | set(b), key=str):
+            if key not in a or key not in b:
+                return f"{path}{key}"
+            diff = _first_difference(a[key], b[key], f"{path}{key}.")
+            if diff:
+                return diff
+        return ""
+    return "" if a == b else path.rstrip(".")
+
+
+def _contiguous(seeds: set[int], what: str) -> tuple[int, int]:
+    lo, hi = min(seeds), max(seeds)
+    if len(seeds) != hi - lo + 1:
+        missing = sorted(set(range(lo, hi + 1)) - seeds)
+        raise MergeError(
+            f"{what}: the merged seeds {lo}..{hi} miss {missing[:5]}"
+            f"{' ...' if len(missing) > 5 else ''}; merge folders whose seeds join up"
+        )
+    return lo, hi - lo + 1
+
+
+def merged_config(configs: Sequence[Mapping], study_name: str) -> dict:
+    """The config of the merged study (seeds joined per dimension and generator)."""
+    base = _strip_seeds(configs[0])
+    for other in configs[1:]:
+        diff = _first_difference(base, _strip_seeds(other))
+        if diff:
+            raise MergeError(
+                f"the configs differ in {diff!r}; only the study name and the seeds may differ"
+            )
+    out = copy.deepcopy(dict(configs[0]))
+    out["study"] = study_name
+    dims_seeds = {}
+    used_counts: dict[str, dict[int, int]] = {}  # generator -> dim -> replicas used
+    for key in out["dims"]:
+        dim = int(key)
+        seeds = {s for c in configs for s in range(
+            cfg.axes(c, dim)["seeds"]["first"],
+            cfg.axes(c, dim)["seeds"]["first"] + cfg.axes(c, dim)["seeds"]["count"])}
+        first, count = _contiguous(seeds, f"d={dim}")
+        dims_seeds[key] = {"first": first, "count": count}
+        for gen in cfg.axes(out, dim)["generators"]:
+            used = {s for c in configs for s in cfg.replica_seeds(c, dim, gen)}
+            g_first, g_count = _contiguous(used, f"d={dim} {gen}")
+            if g_first != first:
+                raise MergeError(f"d={dim} {gen}: its seeds start at {g_first}, the others' "
+                                 f"at {first}; merge folders whose seeds join up")
+            used_counts.setdefault(gen, {})[dim] = g_count
+    for gen, per_dim in used_counts.items():
+        # one `replicas` cap per generator must give every dimension the replicas it has
+        capped = {n for d, n in per_dim.items() if n < dims_seeds[str(d)]["count"]}
+        block = out.setdefault(gen, {})
+        block.pop("replicas", None)
+        if not capped:
+            continue
+        cap = capped.pop()
+        if capped or any(min(dims_seeds[str(d)]["count"], cap) != n for d, n in per_dim.items()):
+            raise MergeError(f"{gen}: the folders use different numbers of its replicas per "
+                             "dimension, which one `replicas` cap cannot express")
+        block["replicas"] = cap
+    firsts = {v["first"] for v in dims_seeds.values()}
+    counts = {v["count"] for v in dims_seeds.values()}
+    out["defaults"].pop("seeds", None)
+    if len(firsts) == 1 and len(counts) == 1:
+        out["seeds"] = next(iter(dims_seeds.values()))
+        for dim in out["dims"].values():
+            dim.pop("seeds", None)
+    else:
+        out["seeds"] = dims_seeds[min(dims_seeds, key=int)]
+        for key, value in dims_seeds.items():
+            out["dims"][key]["seeds"] = value
+    return cfg.validate(out)
+
+
+def _plan_copies(sources: Sequence[Path], into: Path) -> list[tuple[Path, Path]]:
+    copies: dict[str, Path] = {}
+    for src in sources:
+        for path in sorted((src / "replicas").rglob("*")):
+            if not path.is_file() or path.name.startswith("checkpoint."):
+                continue
+            rel = path.relative_to(src).as_posix()
+            if rel.split("/")[-1].startswith("seeds"):
+                continue  # job flags are rewritten for the merged chunks
+            if rel in copies:
+                if not filecmp.cmp(copies[rel], path, shallow=False):
+                    raise MergeError(f"{rel} differs between {copies[rel].parents[0]} and {src}"
+                                     " (the same replica made twice with different results)")
+                continue
+            existing = into / rel
+            if existing.exists() and not filecmp.cmp(existing, path, shallow=False):
+                raise MergeError(f"{existing} exists with other content")
+            copies[rel] = path
+    return [(p, into / rel) for rel, p in copies.items()]
+
+
+def _finished(into: Path, chunk: study.Chunk, evaluated: bool) -> bool:
+    for seed in chunk.seeds:
+        path = into / chunk.setting.replica_dir(seed) / "status.json"
+        if not path.is_file():
+            return False
+        status = read_json(path)
+        if status.get("phash") != chunk.setting.phash:
+            return False
+        if evaluated and status["status"] == "done" and status.get("ehash") != chunk.ehash:
+            return False
+    return True
+
+
+def merge(sources: Sequence[Path], into: Path) -> dict:
+    """Merge results folders into ``into`` (results/<new study>); return a summary."""
+    sources = [Path(s) for s in sources]
+    into = Path(into)
+    if len(sources) < 2:
+        raise MergeError("give at least two results folders to merge")
+    if into.parent.name != "results" or into.name in ("", ".", ".."):
+        raise MergeError(f"--into must be results/<new study>, got {into}")
+    if into.exists() and any(into.iterdir()):
+        raise MergeError(f"{into} exists and is not empty")
+    configs = []
+    for src in sources:
+        path = src / "config.yaml"
+        if not path.is_file():
+            raise MergeError(f"{path}: missing; is {src} a ganplify results folder?")
+        try:
+            configs.append(cfg.load(path))
+        except cfg.ConfigError as exc:
+            raise MergeError(f"{path}: {exc}") from None
+    config = merged_config(configs, into.name)
+    copies = _plan_copies(sources, into)
+    for src, dest in copies:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, dest)
+    atomic_write_text(into / "config.yaml", yaml.safe_dump(config, sort_keys=False))
+    write_json(into / MERGED_FROM, {
+        "merged": now(),
+        "sources": [
+            {"path": str(src),
+             "provenance": read_json(src / "provenance.json")
+             if (src / "provenance.json").is_file() else None}
+            for src in sources
+        ],
+    })
+    flags = 0
+    record = {"job": "merge", "merged_from": [str(s) for s in sources], "finished": now()}
+    for chunk in study.plan(config):
+        neural = generators.get(chunk.setting.generator).neural
+        if neural and _finished(into, chunk, evaluated=False):
+            write_json(into / chunk.trained_flag, {**record, "chunk": chunk.name})
+            flags += 1
+        if _finished(into, chunk, evaluated=True):
+            write_json(into / chunk.evaluated_flag, {**record, "chunk": chunk.name,
+                                                     "wall_time_s": 0.0})
+            flags += 1
+    return {"files": len(copies), "flags": flags, "config": config}

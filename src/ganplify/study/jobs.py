@@ -1,0 +1,283 @@
+"""Bodies of the workflow's jobs; each writes its replicas' files, then its flag file last.
+
+A job's flag file is the only output Snakemake knows about. Replica files (status, MSE table,
+fitted parameters, weights) are written atomically before it, so a job killed half-way leaves
+no flag, and its rerun overwrites whatever it had written.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ganplify import generators
+from ganplify.metrics.evaluation import (
+    PrefixMSE,
+    draw_in_chunks,
+    evaluate_stream,
+    exact_mse,
+    replica_table,
+)
+from ganplify.metrics.quantiles import CellCounter
+from ganplify.results.io import write_csv, write_json
+from ganplify.results.provenance import job_record, now
+from ganplify.study.data import evaluation_rng, training_set
+from ganplify.study.plan import Chunk
+
+log = logging.getLogger(__name__)
+
+
+class JobError(RuntimeError):
+    """A job cannot run as asked (bad spec, wrong output path)."""
+
+
+def _check_output(chunk: Chunk, results: Path, output: Path, flag: str) -> None:
+    expected = (results / flag).resolve()
+    if output.resolve() != expected:
+        raise JobError(
+            f"output {output} does not match the job spec; expected {results / flag}"
+        )
+
+
+def write_status(results: Path, chunk: Chunk, seed: int, ok: bool, reason: str, **extra) -> dict:
+    status = {
+        "seed": seed,
+        "status": "done" if ok else "failed",
+        "reason": reason,
+        "phash": chunk.setting.phash,
+        "params": chunk.setting.params(),
+        "written": now(),
+        **extra,
+    }
+    write_json(results / chunk.setting.replica_dir(seed) / "status.json", status)
+    return status
+
+
+def remove_stale_flags(results: Path, chunk: Chunk) -> None:
+    """Drop evaluation flags of this chunk from earlier evaluation parameters."""
+    folder = results / chunk.setting.relpath
+    keep = Path(chunk.evaluated_flag).name
+    for old in folder.glob(f"{chunk.name}.eval-*.json"):
+        if old.name != keep:
+            old.unlink()
+
+
+def run_baseline(spec: dict, results: str | Path, output: str | Path) -> dict:
+    """Fit and evaluate a chunk of replicas of a cheap (non-neural) generator.
+
+    Parameters
+    ----------
+    spec : dict
+        `Chunk.spec()` of the job.
+    results : path
+        The study's results folder.
+    output : path
+        The job's flag file (must be the chunk's evaluation flag).
+
+    Returns
+    -------
+    dict
+        The flag's content.
+    """
+    results, output = Path(results), Path(output)
+    chunk = Chunk.from_spec(spec)
+    _check_output(chunk, results, output, chunk.evaluated_flag)
+    setting = chunk.setting
+    gen = generators.get(setting.generator)
+    if gen.neural:
+        raise JobError(f"generator {gen.name!r} is trained in its own job, not as a baseline")
+    start = time.perf_counter()
+    target = setting.make_target()
+    train_sets = np.stack([training_set(target, setting.n_train, s) for s in chunk.seeds])
+    fits = gen.fit(target, train_sets, chunk.seeds, dict(setting.options))
+    counter = CellCounter(target, chunk.binnings)
+    write_json(results / setting.relpath / "params.json", setting.params())
+    statuses = {}
+    extra: dict[int, dict] = {}
+    for fit in fits:
+        rdir = results / setting.replica_dir(fit.seed)
+        if fit.info:
+            write_json(rdir / "fit.json", fit.info)
+        if fit.ok:
+            if gen.exact:
+                values = exact_mse(gen.probabilities(target, fit, counter))
+            else:
+                rng = evaluation_rng(fit.seed, setting)
+                draw = gen.sampler(target, fit)
+                stream = draw_in_chunks(lambda m, d=draw, r=rng: d(m, r),
+                                        max(chunk.n_generated), chunk.chunk_size)
+                acc = evaluate_stream(stream, counter, chunk.n_generated)
+                values = acc.result()
+                extra[fit.seed] = {"spread_ratio": acc.spread() / target.total_std()}
+            table = replica_table(
+                target=setting.target, dim=setting.dim, n_train=setting.n_train,
+                generator=setting.generator, seed=fit.seed, binnings=chunk.binnings,
+                n_grid=chunk.n_generated, values=values,
+            )
+            write_csv(rdir / "mse.csv", table)
+        else:
+            (rdir / "mse.csv").unlink(missing_ok=True)
+            log.warning("replica %s seed %d failed: %s", setting.relpath, fit.seed, fit.reason)
+        statuses[fit.seed] = write_status(
+            results, chunk, fit.seed, fit.ok, fit.reason, ehash=chunk.ehash,
+            **extra.get(fit.seed, {}),
+        )["status"]
+    flag = {
+        "job": "baseline",
+        "chunk": chunk.name,
+        "spec": spec,
+        "replicas": {str(k): v for k, v in statuses.items()},
+        **job_record(time.perf_counter() - start),
+    }
+    write_json(output, flag)
+    remove_stale_flags(results, chunk)
+    return flag
+
+
+def _neural(chunk: Chunk):
+    gen = generators.get(chunk.setting.generator)
+    if not gen.neural:
+        raise JobError(f"generator {gen.name!r} is not trained in a training job")
+    return gen
+
+
+def replica_finished(results: Path, chunk: Chunk, seed: int) -> dict | None:
+    """The status of a replica whose training finished under this setting, else None."""
+    from ganplify.results.io import ResultsError, read_json
+
+    rdir = results / chunk.setting.replica_dir(seed)
+    try:
+        status = read_json(rdir / "status.json")
+    except ResultsError:
+        return None
+    if status.get("phash") != chunk.setting.phash or status.get("seed") != seed:
+        return None
+    gen = generators.get(chunk.setting.generator)
+    if status.get("status") == "done" and not (rdir / gen.weights_file).is_file():
+        return None
+    return status
+
+
+def run_train(spec: dict, results: str | Path, output: str | Path) -> dict:
+    """Train the unfinished replicas of a chunk of a neural generator as one ensemble.
+
+    Replicas already finished under the same parameters are skipped (a rerun after a crash,
+    a re-chunked study, a merged folder); the others resume from their checkpoints when they
+    have matching ones. Each finished replica gets its generator weights (safetensors), its
+    loss history and its status; checkpoints are removed once a replica is finished.
+    """
+    from ganplify.generators.neural import io as neural_io
+    from ganplify.generators.neural.gan import checkpoints as gan_checkpoints
+
+    results, output = Path(results), Path(output)
+    chunk = Chunk.from_spec(spec)
+    _check_output(chunk, results, output, chunk.trained_flag)
+    gen = _neural(chunk)
+    setting = chunk.setting
+    start = time.perf_counter()
+    write_json(results / setting.relpath / "params.json", setting.params())
+    todo = [s for s in chunk.seeds if replica_finished(results, chunk, s) is None]
+    runtime = {k: v for k, v in chunk.runtime.items() if k != "device"}
+    device = chunk.runtime.get("device", "auto")
+    info: dict = {"trained": todo, "skipped": [s for s in chunk.seeds if s not in todo]}
+    if todo:
+        target = setting.make_target()
+        train_sets = np.stack([training_set(target, setting.n_train, s) for s in todo])
+        bases = [results / setting.replica_dir(s) / "checkpoint" for s in todo]
+        result = gen.train(train_sets, todo, dict(setting.options), runtime, device, bases,
+                           setting.phash)
+        device = result.device
+        info.update(resumed_from_epoch=result.resumed_from_epoch, cuda_graph=result.cuda_graph)
+        for k, seed in enumerate(todo):
+            rdir = results / setting.replica_dir(seed)
+            neural_io.write_losses_csv(rdir / "losses.csv", result.history[:, k],
+                                      gen.history_columns)
+            ok = result.status[k] == "done"
+            if ok:
+                neural_io.save_generator(
+                    rdir / gen.weights_file, result.generator_weights[k],
+                    {"phash": setting.phash, "seed": seed, "generator": gen.name,
+                     **gen.weights_metadata(dict(setting.options))},
+                )
+            else:
+                (rdir / gen.weights_file).unlink(missing_ok=True)
+            write_status(results, chunk, seed, ok, result.reason[k],
+                         failed_epoch=result.failed_epoch[k], device=result.device)
+            for f in gan_checkpoints.checkpoint_files(bases[k]):
+                f.unlink(missing_ok=True)
+    statuses = {
+        str(s): (replica_finished(results, chunk, s) or {}).get("status", "missing")
+        for s in chunk.seeds
+    }
+    flag = {"job": "train", "chunk": chunk.name, "spec": spec, "replicas": statuses, **info,
+            **job_record(time.perf_counter() - start, str(device))}
+    write_json(output, flag)
+    return flag
+
+
+def run_evaluate(
+    spec: dict, results: str | Path, output: str | Path, memory_mb: int = 2048
+) -> dict:
+    """Generate events from every finished replica of a chunk (batched) and bin them.
+
+    Events come in chunks of at most `chunk_size` per replica, fewer when the ensemble's
+    activations would exceed ``memory_mb``; each replica's events depend only on its weights
+    and seed, not on the chunking.
+    """
+    from ganplify.generators.neural import device as neural_device
+    from ganplify.generators.neural import io as neural_io
+
+    results, output = Path(results), Path(output)
+    chunk = Chunk.from_spec(spec)
+    _check_output(chunk, results, output, chunk.evaluated_flag)
+    gen = _neural(chunk)
+    setting = chunk.setting
+    start = time.perf_counter()
+    target = setting.make_target()
+    counter = CellCounter(target, chunk.binnings)
+    statuses, done = {}, []
+    for seed in chunk.seeds:
+        status = replica_finished(results, chunk, seed)
+        if status is None:
+            raise JobError(
+                f"replica {setting.replica_dir(seed)} has not finished training; "
+                "run its training job first"
+            )
+        statuses[seed] = status
+        if status["status"] == "done":
+            done.append(seed)
+    device = neural_device.resolve_device(chunk.runtime.get("device", "auto"))
+    if done:
+        weights = [neural_io.load_generator(results / setting.replica_dir(s) / gen.weights_file)
+                   for s in done]
+        options = dict(setting.options)
+        per_event = gen.bytes_per_event(options, setting.dim)
+        step = max(256, min(chunk.chunk_size, memory_mb * 2**20 // (len(done) * per_event)))
+        accs = [PrefixMSE(counter, chunk.n_generated) for _ in done]
+        stream = gen.generate(weights, done, max(chunk.n_generated), step, str(device),
+                              options)
+        for x in stream:
+            for acc, events in zip(accs, x, strict=True):
+                acc.feed(events)
+        for seed, acc in zip(done, accs, strict=True):
+            rdir = results / setting.replica_dir(seed)
+            table = replica_table(
+                target=setting.target, dim=setting.dim, n_train=setting.n_train,
+                generator=setting.generator, seed=seed, binnings=chunk.binnings,
+                n_grid=chunk.n_generated, values=acc.result(),
+            )
+            write_csv(rdir / "mse.csv", table)
+            status = {**statuses[seed], "spread_ratio": acc.spread() / target.total_std(),
+                      "ehash": chunk.ehash, "evaluated": now()}
+            write_json(rdir / "status.json", status)
+    flag = {
+        "job": "evaluate", "chunk": chunk.name, "spec": spec,
+        "replicas": {str(s): statuses[s]["status"] for s in chunk.seeds},
+        **job_record(time.perf_counter() - start, str(device)),
+    }
+    write_json(output, flag)
+    remove_stale_flags(results, chunk)
+    return flag
