@@ -4,7 +4,8 @@ A generator is fitted on a batch of K training sets (one per replica seed) and t
 samples events per replica (`exact = False`: evaluated on n_generated events) or gives exact
 cell probabilities (`exact = True`). Neural generators (`neural = True`) are trained as an
 ensemble in their own job (GPU when present) and evaluated in another; the others are fitted
-and evaluated in one cheap CPU job. Adding a generator is one class here plus its module.
+and evaluated in one cheap CPU job. `truth_sample = True` marks the truth itself, the control
+of the tests (asymptotic MSE exactly 0). Adding a generator is one class here plus its module.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ class Sample:
     name: ClassVar[str] = "sample"
     exact: ClassVar[bool] = False
     neural: ClassVar[bool] = False
+    truth_sample: ClassVar[bool] = True
     dims: ClassVar[frozenset[int] | None] = None
     description: ClassVar[str] = "truth-sampled events (the sample baseline)"
     operational: ClassVar[frozenset[str]] = frozenset({"replicas"})
@@ -93,6 +95,7 @@ class Bootstrap:
     name: ClassVar[str] = "bootstrap"
     exact: ClassVar[bool] = False
     neural: ClassVar[bool] = False
+    truth_sample: ClassVar[bool] = False
     dims: ClassVar[frozenset[int] | None] = None
     description: ClassVar[str] = "the training set resampled with replacement (a control)"
     operational: ClassVar[frozenset[str]] = frozenset({"replicas"})
@@ -166,6 +169,7 @@ class Kde:
     name: ClassVar[str] = "kde"
     exact: ClassVar[bool] = False
     neural: ClassVar[bool] = False
+    truth_sample: ClassVar[bool] = False
     dims: ClassVar[frozenset[int] | None] = None
     description: ClassVar[str] = "Gaussian kernel density estimate (cross-validated bandwidth)"
     operational: ClassVar[frozenset[str]] = frozenset({"replicas"})
@@ -215,6 +219,7 @@ class Fit:
     name: ClassVar[str] = "fit"
     exact: ClassVar[bool] = True
     neural: ClassVar[bool] = False
+    truth_sample: ClassVar[bool] = False
     dims: ClassVar[frozenset[int] | None] = None
     description: ClassVar[str] = ("max.-likelihood fit (iminuit): 5-parameter camel back in "
                                   "d=1, radial profile in d>=2")
@@ -292,6 +297,7 @@ class Gan:
     name: ClassVar[str] = "gan"
     exact: ClassVar[bool] = False
     neural: ClassVar[bool] = True
+    truth_sample: ClassVar[bool] = False
     dims: ClassVar[frozenset[int] | None] = None
     description: ClassVar[str] = "the paper's GAN (DeepSets discriminator), ensemble-trained"
     operational: ClassVar[frozenset[str]] = frozenset({"replicas", "checkpoint_every",
@@ -337,6 +343,7 @@ class Flow:
     name: ClassVar[str] = "flow"
     exact: ClassVar[bool] = False
     neural: ClassVar[bool] = True
+    truth_sample: ClassVar[bool] = False
     dims: ClassVar[frozenset[int] | None] = None
     description: ClassVar[str] = ("normalizing flow: autoregressive rational-quadratic splines "
                                   "(zuko), maximum likelihood, ensemble-trained")
