@@ -126,6 +126,9 @@ BAD = [
     ("wrong type", lambda c: c["seeds"].update(count="ten"), ["seeds.count", "'ten'"]),
     ("bad device", lambda c: c.update(device="gpu"), ["device", "cuda"]),
     ("bad interval", lambda c: c.update(aggregate={"interval": 1.5}), ["aggregate.interval"]),
+    ("pass probability above the confidence level",
+     lambda c: c.update(aggregate={"pass_probability": [0.5, 0.99]}),
+     ["aggregate.pass_probability", "0.99", "robust_cl"]),
     ("dims not a mapping", lambda c: c.update(dims=[1, 2]), ["dims"]),
     ("no binning", lambda c: c["dims"][1].update(quantiles=[]), ["quantiles", "no binning"]),
 ]

@@ -137,6 +137,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def cmd_aggregate(args: argparse.Namespace) -> int:
     from ganplify import amplification as amp
+    from ganplify import robustness as rb
     from ganplify import study
     from ganplify.results import write_csv
 
@@ -148,13 +149,17 @@ def cmd_aggregate(args: argparse.Namespace) -> int:
     table = amp.amplification_table(
         mse, replicas, n_boot=agg["bootstrap"], interval=agg["interval"], seed=agg["seed"],
         collapse_spread=agg["collapse_spread"], saturation=agg["saturation"],
-        robust_cl=agg["robust_cl"],
+        robust_cl=agg["robust_cl"], pass_probabilities=agg["pass_probability"],
     )
-    table["n_generated"] = amp.format_counts(table["n_generated"])
+    limits = rb.limits_table(table, agg["pass_probability"])
+    for t in (table, limits):
+        t["n_generated"] = amp.format_counts(t["n_generated"])
     (results / "tables").mkdir(exist_ok=True)
     write_csv(results / "tables" / "mse.csv", mse)
     write_csv(results / "tables" / "replicas.csv", replicas)
     write_csv(results / "tables" / "amplification.csv", table)
+    write_csv(results / "tables" / "robustness.csv", rb.realised_table(mse, agg["robust_cl"]))
+    write_csv(results / "tables" / "robustness_limits.csv", limits)
     n_failed = int((replicas["status"] != "done").sum())
     print(f"aggregated {len(replicas)} replicas ({n_failed} failed) into {len(table)} rows")
     return 0

@@ -241,9 +241,21 @@ def _check_targets(config: Mapping) -> None:
                               f"allowed: {', '.join(truth.TARGETS)}")
 
 
+def _check_pass_probability(config: Mapping) -> None:
+    agg = config["aggregate"]
+    for pi in agg["pass_probability"]:
+        # a perfect generator passes with probability robust_cl: no rule can demand more
+        if pi > agg["robust_cl"]:
+            raise ConfigError(
+                f"aggregate.pass_probability = {pi}: above aggregate.robust_cl = "
+                f"{agg['robust_cl']}, which even the truth passes with; use values <= it"
+            )
+
+
 def _check_semantics(config: Mapping) -> None:
     root = schema()
     _check_targets(config)
+    _check_pass_probability(config)
     for key in config["dims"]:
         _check_overrides(config, key, root)
         dim = int(key)

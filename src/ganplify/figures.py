@@ -260,8 +260,23 @@ def _effective_parameters(results: Path, config: Mapping, table, stem: Path) -> 
 
 def _robustness(results: Path, config: Mapping, table, stem: Path) -> list[Path]:
     from ganplify import plots
+    from ganplify import robustness as rb
 
-    return plots.robustness_figure(table, stem, config["aggregate"]["robust_cl"])
+    agg = config["aggregate"]  # the strict rule at the first required pass probability
+    robust = table[rb.column("amplification_robust", agg["pass_probability"][0])]
+    return plots.robustness_figure(table.assign(amplification_robust=robust), stem,
+                                   agg["robust_cl"])
+
+
+def _chi2_pass(results: Path, config: Mapping, table, stem: Path) -> list[Path]:
+    from ganplify import robustness as rb
+    from ganplify import robustness_plot
+
+    agg = config["aggregate"]
+    realised = rb.read_table(results / "tables" / "robustness.csv", rb.REALISED_COLUMNS)
+    return robustness_plot.pass_fraction_figure(
+        realised[realised["target"] == shown_target(config)], stem, cl=agg["robust_cl"],
+        pass_probabilities=agg["pass_probability"])
 
 
 def _fit_uncertainty(results: Path, config: Mapping, table, stem: Path) -> list[Path]:
@@ -307,6 +322,7 @@ FIGURES: dict[str, Figure] = {
     "league": Figure(_has_generator(_is_model), _league),
     "effective_parameters": Figure(_has_generator(_is_model), _effective_parameters),
     "robustness": Figure(_has_generator(_is_model), _robustness),
+    "chi2_pass": Figure(_has_generator(_is_model), _chi2_pass, ("amplification", "robustness")),
     "fit_uncertainty": Figure(_applies_fit_uncertainty, _fit_uncertainty,
                               ("amplification", "fit_uncertainty", "fit_parameters")),
     "truth_families": Figure(
