@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import inspect
 from pathlib import Path
 
 import pytest
@@ -76,3 +77,36 @@ def test_no_import_cycle():
 def test_module_size(name):
     lines = len(MODULES[name].read_text().splitlines())
     assert lines <= MAX_LINES, f"{name} has {lines} lines (at most {MAX_LINES}: split it)"
+
+
+def _aggregate_key(node: ast.Constant, parents: dict) -> bool:
+    """``agg["bootstrap"]``: the aggregate's bootstrap resample count, not the generator."""
+    parent = parents.get(node)
+    if not isinstance(parent, ast.Subscript) or parent.slice is not node:
+        return False
+    owner = ast.unparse(parent.value)
+    return owner == "agg" or owner.endswith('["aggregate"]')
+
+
+def test_generator_names_are_written_only_in_their_own_module():
+    """Code picks generators by capability: a registered name appears as a string literal only
+    in that generator's module (and tests). Adding a generator then touches nothing else."""
+    from ganplify.generators import REGISTRY
+
+    home = {name: Path(inspect.getfile(type(gen))).resolve() for name, gen in REGISTRY.items()}
+    found = []
+    for path in MODULES.values():
+        tree = ast.parse(path.read_text())
+        parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Constant) and isinstance(node.value, str)
+                    and node.value in home and home[node.value] != path.resolve()
+                    and not _aggregate_key(node, parents)):
+                found.append(f"{path.relative_to(SRC.parent)}:{node.lineno}: {node.value!r}")
+    workflow = SRC.parents[1] / "workflow"
+    for path in [*workflow.rglob("*.smk"), SRC.parents[1] / "Snakefile"]:
+        for no, line in enumerate(path.read_text().splitlines(), 1):
+            for name in home:
+                if f'"{name}"' in line or f"'{name}'" in line:
+                    found.append(f"{path.name}:{no}: {name!r}")
+    assert not found, "generator names written outside their modules:\n" + "\n".join(found)

@@ -126,6 +126,9 @@ BAD = [
     ("wrong type", lambda c: c["seeds"].update(count="ten"), ["seeds.count", "'ten'"]),
     ("bad device", lambda c: c.update(device="gpu"), ["device", "cuda"]),
     ("bad interval", lambda c: c.update(aggregate={"interval": 1.5}), ["aggregate.interval"]),
+    ("pass probability above the confidence level",
+     lambda c: c.update(aggregate={"pass_probability": [0.5, 0.99]}),
+     ["aggregate.pass_probability", "0.99", "robust_cl"]),
     ("dims not a mapping", lambda c: c.update(dims=[1, 2]), ["dims"]),
     ("no binning", lambda c: c["dims"][1].update(quantiles=[]), ["quantiles", "no binning"]),
 ]
@@ -252,3 +255,39 @@ def test_seeds_per_dimension_and_replica_caps():
     assert fit.setting.phash == base["fit"]
     with pytest.raises(cfg.ConfigError, match="did you mean 'replicas'"):
         cfg.validate(with_change(lambda c: c.update(fit={"replica": 3})))
+
+
+def test_workflow_schema_file_is_the_assembled_schema():
+    """workflow/schemas/config.schema.yaml is generated: `ganplify schema` rewrites it."""
+    path = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
+    assert path.read_text() == cfg.schema_yaml(), "run `ganplify schema --output " + str(path) + "`"
+
+
+def test_every_generator_block_comes_from_its_generator():
+    from ganplify import generators
+
+    schema = cfg.schema()
+    for name, gen in generators.REGISTRY.items():
+        block = schema["properties"][name]
+        assert set(block["properties"]) == {"replicas", *gen.options_schema}
+        assert cfg.validate({**BASE, name: {}})[name] == gen.option_defaults()
+
+
+def test_option_defaults_are_those_of_the_training_dataclasses():
+    """The generators' schema fragments are the one source of defaults; the training code's
+    dataclasses must agree with them."""
+    import dataclasses
+
+    from ganplify.generators import REGISTRY
+    from ganplify.generators.gan import Gan
+    from ganplify.generators.neural.flows import training as flows
+    from ganplify.generators.neural.gan.config import GanConfig
+
+    pairs = [(Gan.name, GanConfig)] + [(n, m.config_type) for n, m in flows.MODELS.items()]
+    for name, config_type in pairs:
+        fields = {f.name: f.default for f in dataclasses.fields(config_type)}
+        defaults = REGISTRY[name].option_defaults()
+        assert set(defaults) == set(fields), name
+        for key, value in defaults.items():
+            expected = list(fields[key]) if isinstance(fields[key], tuple) else fields[key]
+            assert value == expected, f"{name}.{key}: schema {value!r}, dataclass {expected!r}"

@@ -143,3 +143,30 @@ def test_effective_parameters_of_the_fit_approach_its_five(tmp_path):
     assert (abs(boot["n_params_eff"] - kb) < 3 * sigma_b).all(), boot
     # finite n_generated mixes in the generated events' own noise: no value there
     assert table[np.isfinite(table["n_generated"])]["n_params_eff"].isna().all()
+
+
+def test_a_new_generator_module_is_found_with_nothing_else_touched(tmp_path, monkeypatch):
+    """Adding a generator is one module: the registry discovers it, config schema included."""
+    import sys
+
+    from ganplify import generators
+
+    (tmp_path / "mirror.py").write_text(
+        "from typing import ClassVar\n"
+        "from ganplify.generators.base import Generator, schema_fragment\n\n"
+        "class Mirror(Generator):\n"
+        "    name: ClassVar[str] = 'mirror'\n"
+        "    label: ClassVar[str] = 'mirror'\n"
+        "    color: ClassVar[str] = 'k'\n"
+        "    description: ClassVar[str] = 'a test generator'\n"
+        "    options_schema: ClassVar[dict] = schema_fragment('''\n"
+        "      sign: {type: integer, enum: [-1, 1], default: -1, description: the sign}\n"
+        "    ''')\n"
+    )
+    monkeypatch.setattr(generators, "__path__", [*generators.__path__, str(tmp_path)])
+    monkeypatch.delitem(sys.modules, "ganplify.generators.mirror", raising=False)
+    found = generators._discover()
+    assert list(found)[-1] == "mirror" and list(found)[:-1] == list(generators.REGISTRY)
+    monkeypatch.setattr(generators, "REGISTRY", found)
+    schema = cfg.schema()
+    assert schema["properties"]["mirror"]["properties"]["sign"]["default"] == -1

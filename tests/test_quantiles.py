@@ -130,30 +130,3 @@ def test_exact_probabilities_of_the_truth_are_uniform():
     for b, p in zip(binnings, probs, strict=True):
         np.testing.assert_allclose(p, 1 / b.n_cells, atol=1e-13)
 
-
-def test_robust_factor_is_where_the_expected_chi_square_reaches_its_critical_value():
-    """A generator worth N_equiv = 500 events in 10 cells: histograms of N_robust of its
-    events have a mean chi-square (errors of N_robust events) equal to the critical value of
-    chi2(9) at 95% (Monte Carlo, 20,000 histograms; tolerance 5 standard errors), and fail it
-    ever more often beyond."""
-    from scipy.stats import chi2
-
-    k, n_equiv = 10, 500.0
-    mse_inf = (1 / k) * (1 - 1 / k) / n_equiv
-    delta = np.sqrt(mse_inf) * np.where(np.arange(k) % 2 == 0, 1.0, -1.0)
-    p = 1 / k + delta
-    assert qt.mse(p) == pytest.approx(mse_inf)
-    n_robust = n_equiv * qt.robust_factor(k, 0.95)
-    assert n_robust == pytest.approx(n_equiv * (chi2.ppf(0.95, k - 1) / (k - 1) - 1))
-    rng = np.random.default_rng(11)
-    crit = chi2.ppf(0.95, k - 1)
-    pass_rates = []
-    n_at = int(np.rint(n_robust))
-    for n in (n_at, 4 * n_at):
-        counts = rng.multinomial(n, p, size=20_000)
-        stat = ((counts - n / k) ** 2 / (n / k)).sum(axis=1)
-        if n == n_at:
-            # exactly, E[chi2] = (K - 1) + (N - 1) K^2 MSE: 0.02 below the N K^2 MSE used
-            assert abs(stat.mean() - crit) < 5 * stat.std() / np.sqrt(len(stat)) + 0.02
-        pass_rates.append(np.mean(stat <= crit))
-    assert pass_rates[1] < pass_rates[0] < 0.95

@@ -97,7 +97,7 @@ def test_dry_run_of_the_paper_config(project):
                        "fig5_ring_cells", "fig6_shell_mse", "fig7_shell_cells",
                        "amplification_vs_n_generated", "amplification_vs_n_train",
                        "gan_losses", "league", "effective_parameters", "robustness",
-                       "fit_uncertainty"}
+                       "chi2_pass", "fit_uncertainty"}
     assert "--configfile" not in proc.stderr  # no warning about merged config files
 
 
@@ -111,7 +111,7 @@ def test_dry_run_of_the_heavy_tails_config(project):
     assert figures == {"fig1_camel_back", "fig2_camel_back_mse", "fig4_ring_mse",
                        "fig5_ring_cells", "amplification_vs_n_generated",
                        "amplification_vs_n_train", "league", "effective_parameters",
-                       "robustness", "truth_families", "fit_uncertainty"}
+                       "robustness", "chi2_pass", "truth_families", "fit_uncertainty"}
     assert jobs["fit_uncertainty"] == 1  # one table over both targets
     for target in ("gaussian_shell", "student_shell"):
         assert f"results/heavy_tails/replicas/{target}-d2/n100/fit-" in proc.stdout
@@ -137,11 +137,17 @@ def test_quick_run_produces_the_contract(quick_run):
     )
     for f in ("config.yaml", "provenance.json", "MANIFEST.sha256", "tables/mse.csv",
               "tables/amplification.csv", "tables/replicas.csv",
+              "tables/robustness.csv", "tables/robustness_limits.csv",
               "tables/fit_uncertainty.csv", "tables/fit_parameters.csv",
               *(f"figures/{n}.{ext}" for n in figures for ext in ("png", "pdf"))):
         assert (res / f).is_file(), f
     table = pd.read_csv(res / "tables" / "amplification.csv")
     assert list(table.columns[: len(CONTRACT_COLUMNS)]) == CONTRACT_COLUMNS
+    # every binning of the quick default has K >= 10 cells: the strict rule never allows more
+    # than N_equiv there (robustness.strict_factor)
+    for col in ("amplification_robust_50", "amplification_robust_90"):
+        both = table[["amplification", col]].dropna()
+        assert len(both) and (both[col] <= both["amplification"]).all(), col
     uncertainty = pd.read_csv(res / "tables" / "fit_uncertainty.csv")
     assert np.allclose(uncertainty["bias2"] + uncertainty["variance"], uncertainty["mse_mean"],
                        rtol=1e-12, atol=1e-30)

@@ -137,6 +137,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def cmd_aggregate(args: argparse.Namespace) -> int:
     from ganplify.analysis import amplification as amp
+    from ganplify.analysis import robustness as rb
     from ganplify.results.io import write_csv
     from ganplify.study import plan as study
 
@@ -148,13 +149,17 @@ def cmd_aggregate(args: argparse.Namespace) -> int:
     table = amp.amplification_table(
         mse, replicas, n_boot=agg["bootstrap"], interval=agg["interval"], seed=agg["seed"],
         collapse_spread=agg["collapse_spread"], saturation=agg["saturation"],
-        robust_cl=agg["robust_cl"],
+        robust_cl=agg["robust_cl"], pass_probabilities=agg["pass_probability"],
     )
-    table["n_generated"] = amp.format_counts(table["n_generated"])
+    limits = rb.limits_table(table, agg["pass_probability"])
+    for t in (table, limits):
+        t["n_generated"] = amp.format_counts(t["n_generated"])
     (results / "tables").mkdir(exist_ok=True)
     write_csv(results / "tables" / "mse.csv", mse)
     write_csv(results / "tables" / "replicas.csv", replicas)
     write_csv(results / "tables" / "amplification.csv", table)
+    write_csv(results / "tables" / "robustness.csv", rb.realised_table(mse, agg["robust_cl"]))
+    write_csv(results / "tables" / "robustness_limits.csv", limits)
     n_failed = int((replicas["status"] != "done").sum())
     print(f"aggregated {len(replicas)} replicas ({n_failed} failed) into {len(table)} rows")
     return 0
@@ -281,6 +286,17 @@ def cmd_merge(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_schema(args: argparse.Namespace) -> int:
+    text = cfg.schema_yaml()
+    if args.output is None:
+        sys.stdout.write(text)
+    else:
+        from ganplify.results.io import atomic_write_text
+
+        atomic_write_text(args.output, text)
+    return 0
+
+
 def cmd_generators(args: argparse.Namespace) -> int:
     from ganplify import generators
 
@@ -375,6 +391,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--into", required=True, type=Path, help="results/<new study>")
 
     add("generators", cmd_generators, "list the available generators")
+
+    p = add("schema", cmd_schema, "print the config schema assembled from the generators' "
+            "options (workflow/schemas/config.schema.yaml holds it)")
+    p.add_argument("--output", type=Path, help="write it to this file instead")
     return parser
 
 

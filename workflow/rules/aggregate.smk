@@ -33,6 +33,8 @@ rule aggregate:
             category="Tables",
         ),
         replicas=f"{RESULTS}/tables/replicas.csv",
+        robustness=f"{RESULTS}/tables/robustness.csv",
+        robustness_limits=f"{RESULTS}/tables/robustness_limits.csv",
     log:
         f"{RESULTS}/logs/aggregate.log",
     params:

@@ -5,7 +5,8 @@ the replicas that did not fail converts to N_equiv = (1/K)(1 - 1/K)/MSE and the 
 N_equiv / n_train, with a bootstrap interval over replicas. Rows with n_generated = inf hold the
 asymptotic estimate: each replica's MSE at its largest n_generated with the finite-sample term
 removed, then averaged. Failed replicas are counted (n_failed) and listed in
-tables/replicas.csv, never averaged in.
+tables/replicas.csv, never averaged in. The robust columns apply the strict chi-square rule of
+`ganplify.robustness` to the same mean MSE.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ganplify import generators
+from ganplify.analysis import robustness as rb
 from ganplify.metrics import quantiles as qt
 from ganplify.metrics.evaluation import MSE_COLUMNS
 from ganplify.results.io import ResultsError, read_json
@@ -34,15 +37,22 @@ CONTRACT_COLUMNS = [
 # the mean although their generated spread collapsed; the median of per-replica amplification;
 # the smallest n_generated whose amplification is within `saturation` of the asymptote;
 # the effective number of parameters (n_cells - 1) / amplification of exact and asymptotic
-# rows (a fit with k parameters approaches k as the cells get finer); the stricter measure of
-# the Matchev-Shyamsundar robustness test (`quantiles.robust_factor`): the median over replicas
-# of the largest N_required whose generated histogram passes a chi-square test against the
-# truth with the errors of N_required events, and that over n_train (exact and asymptotic rows).
+# rows (a fit with k parameters approaches k as the cells get finer). Then, per required pass
+# probability pi (`robustness.robust_columns`), the strict Matchev-Shyamsundar measure on exact
+# and asymptotic rows: n_robust_<100 pi>, the largest N whose histogram passes a chi-square
+# test against the truth, with the errors of N events, with probability pi (`robustness.n_robust`
+# of the same mean MSE as n_equiv), and amplification_robust_<100 pi> = that over n_train.
 EXTRA_COLUMNS = ["n_failed", "n_collapsed", "amplification_median", "n_saturation",
-                 "n_params_eff", "n_robust", "amplification_robust"]
+                 "n_params_eff"]
 
 
-AMPLIFICATION_COLUMNS = CONTRACT_COLUMNS + EXTRA_COLUMNS
+def amplification_columns(pass_probabilities: Sequence[float] = rb.PASS_PROBABILITIES
+                          ) -> list[str]:
+    """The amplification table's columns with robust columns at ``pass_probabilities``."""
+    return CONTRACT_COLUMNS + EXTRA_COLUMNS + rb.robust_columns(pass_probabilities)
+
+
+AMPLIFICATION_COLUMNS = amplification_columns()
 
 
 REPLICA_COLUMNS = [
@@ -55,7 +65,7 @@ GROUP = ["target", "dim", "n_train", "generator", "binning", "n_quantiles", "n_c
 
 
 # Generators whose asymptote is not estimated (the truth's asymptotic MSE is 0 by definition).
-NO_ASYMPTOTE = {"sample"}
+NO_ASYMPTOTE = frozenset(generators.having("truth_sample"))
 
 
 def collect(results: str | Path, chunks: Sequence[Chunk]) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -134,7 +144,8 @@ def bootstrap_means(values: np.ndarray, n_boot: int, rng: np.random.Generator) -
 
 
 def _summary_row(key, n_generated, values, counts, n_boot, interval, rng,
-                 robust_cl: float = 0.95) -> dict:
+                 robust_cl: float = 0.95,
+                 pass_probabilities: Sequence[float] = rb.PASS_PROBABILITIES) -> dict:
     target, dim, n_train, generator, binning, n_quantiles, n_cells = key
     mean = float(np.mean(values))
     std = float(np.std(values, ddof=1)) if len(values) > 1 else float("nan")
@@ -148,8 +159,11 @@ def _summary_row(key, n_generated, values, counts, n_boot, interval, rng,
     # the generator's own precision (exact, or asymptotic): finite n_generated rows mix in the
     # generated events' sampling noise
     own = bool(np.isnan(n_generated) or np.isinf(n_generated))
-    n_robust = (float(np.median(qt.n_equiv(values, n_cells))
-                      * qt.robust_factor(n_cells, robust_cl)) if own else np.nan)
+    robust = {}
+    for pi in pass_probabilities:
+        n_rob = float(rb.n_robust(mean, n_cells, robust_cl, pi)) if own else np.nan
+        robust[rb.column("n_robust", pi)] = n_rob
+        robust[rb.column("amplification_robust", pi)] = n_rob / n_train
     # N_equiv falls as the MSE rises: the upper MSE bound gives the lower N_equiv bound
     n_lo = float(qt.n_equiv(mse_hi, n_cells)) if np.isfinite(mse_hi) else float("nan")
     n_hi = float(qt.n_equiv(mse_lo, n_cells)) if np.isfinite(mse_lo) else float("nan")
@@ -165,8 +179,7 @@ def _summary_row(key, n_generated, values, counts, n_boot, interval, rng,
         "amplification_median": float(np.median(qt.amplification(values, n_cells, n_train))),
         "n_saturation": np.nan,
         "n_params_eff": (n_cells - 1) * n_train / n_eq if own and n_eq > 0 else np.nan,
-        "n_robust": n_robust,
-        "amplification_robust": n_robust / n_train,
+        **robust,
     }
 
 
@@ -198,8 +211,9 @@ def amplification_table(
     collapse_spread: float = 0.5,
     saturation: float = 0.1,
     robust_cl: float = 0.95,
+    pass_probabilities: Sequence[float] = rb.PASS_PROBABILITIES,
 ) -> pd.DataFrame:
-    """The amplification table (`AMPLIFICATION_COLUMNS`) from the long MSE table.
+    """The amplification table (`amplification_columns`) from the long MSE table.
 
     Each group gets its own bootstrap stream derived from ``seed`` and the group's key, so a
     row does not change when other generators or binnings are added to the study.
@@ -221,10 +235,11 @@ def amplification_table(
         rng = np.random.default_rng([seed, stable_id(repr(tuple(map(str, key))))])
         if group["n_generated"].isna().all():  # exact generator
             rows.append(_summary_row(key, np.nan, group["mse"].to_numpy(), counts,
-                                     n_boot, interval, rng, robust_cl))
+                                     n_boot, interval, rng, robust_cl, pass_probabilities))
             continue
         group_rows = [
-            _summary_row(key, float(n), sub["mse"].to_numpy(), counts, n_boot, interval, rng)
+            _summary_row(key, float(n), sub["mse"].to_numpy(), counts, n_boot, interval, rng,
+                         robust_cl, pass_probabilities)
             for n, sub in group.groupby("n_generated", sort=True)
         ]
         if generator not in NO_ASYMPTOTE:
@@ -232,12 +247,12 @@ def amplification_table(
             last = group[group["n_generated"] == n_max]
             asym = qt.asymptotic_mse(last["mse"].to_numpy(), n_cells, float(n_max))
             group_rows.append(_summary_row(key, np.inf, asym, counts, n_boot, interval, rng,
-                                           robust_cl))
+                                           robust_cl, pass_probabilities))
             n_sat = saturation_point(group_rows, saturation)
             for r in group_rows:
                 r["n_saturation"] = n_sat
         rows += group_rows
-    return pd.DataFrame(rows, columns=AMPLIFICATION_COLUMNS)
+    return pd.DataFrame(rows, columns=amplification_columns(pass_probabilities))
 
 
 def format_counts(values: pd.Series) -> pd.Series:

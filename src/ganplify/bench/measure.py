@@ -39,6 +39,9 @@ import numpy as np
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from ganplify import generators
+from ganplify.generators.gan import Gan
+
 # The paper's protocol: replicas x optimiser steps per replica (10,000 epochs).
 PAPER_PROTOCOL = {1: 100 * 100_000, 2: 100 * 100_000, 5: 100 * 500_000}
 
@@ -209,7 +212,7 @@ def measure(spec: Spec) -> Row:
         neural_device.enable_tf32()
         torch.cuda.reset_peak_memory_stats(device)
     rss0 = _rss_mib() if device.type == "cpu" else 0.0
-    if spec.generator != "gan":
+    if spec.generator != Gan.name:
         step, eager = _density_step(spec, device)
     elif spec.impl == "plain":
         step = _plain_step(spec, device)
@@ -328,9 +331,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="torch intra-op threads (default: torch's default here)",
     )
     parser.add_argument(
-        "--generators", default="gan",
-        help="comma-separated neural generators to measure: gan, flow, flow_matching "
-             "(default gan; the plain baseline is the GAN's)",
+        "--generators", default=Gan.name,
+        help=f"comma-separated neural generators to measure: "
+             f"{', '.join(generators.having('neural'))} (default {Gan.name}; the plain "
+             "baseline is the GAN's)",
     )
     parser.add_argument("--no-plain", action="store_true", help="skip the plain baseline")
     parser.add_argument(
@@ -347,12 +351,12 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     ks = [int(k) for k in str(args.ks).split(",") if k.strip()]
     names = [g.strip() for g in str(args.generators).split(",") if g.strip()]
-    allowed = ("gan", "flow", "flow_matching")
+    allowed = generators.having("neural")
     if not names or any(g not in allowed for g in names):
         print(f"ganplify bench: --generators {args.generators!r}: allowed are "
               f"{', '.join(allowed)}", file=sys.stderr)
         return 2
-    impls = [("gan", "plain", 1)] if "gan" in names and not args.no_plain else []
+    impls = [(Gan.name, "plain", 1)] if Gan.name in names and not args.no_plain else []
     impls += [(g, "ensemble", k) for g in names for k in ks]
     rows: list[Row] = []
     for gen, impl, k in impls:
@@ -368,11 +372,11 @@ def run(args: argparse.Namespace) -> int:
     plain = next((r for r in rows if r.impl == "plain"), None)
     if plain is not None:
         rows = [Row(**{**asdict(r), "speedup": plain.s_per_replica_step / r.s_per_replica_step})
-                if r.generator == "gan" else r for r in rows]
+                if r.generator == Gan.name else r for r in rows]
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     print(format_table(rows, f"{device} ({name}), {args.threads} threads, "
                              f"set_input={args.set_input}, d={args.dim}"))
-    ensembles = [r for r in rows if r.impl == "ensemble" and r.generator == "gan"]
+    ensembles = [r for r in rows if r.impl == "ensemble" and r.generator == Gan.name]
     if ensembles:
         print(format_extrapolation(min(ensembles, key=lambda r: r.s_per_replica_step), args.dim))
     if args.output is not None:

@@ -59,11 +59,6 @@ def _applies_fit_uncertainty(config: Mapping) -> bool:
     return fit_uncertainty.applies(config)
 
 
-def _is_model(name: str) -> bool:
-    """Every generator but the truth itself."""
-    return name != "sample"
-
-
 @dataclass(frozen=True)
 class Figure:
     """A figure: when it applies to a config, how to draw it (its caption, saying what it
@@ -91,7 +86,7 @@ def _n_train(config: Mapping, dim: int) -> int:
 
 
 def _first_seed(config: Mapping, dim: int) -> int:
-    return cfg.replica_seeds(config, dim, "sample")[0]
+    return cfg.axes(config, dim)["seeds"]["first"]
 
 
 def _setting(config: Mapping, dim: int, n_train: int, generator: str):
@@ -113,10 +108,11 @@ def _model_sample(results: Path, config: Mapping, dim: int, n_train: int, seed: 
     """(name, events) of the first sampling model of a setting with a finished replica."""
     from ganplify.study import data as study_data
 
-    order = ["gan", *sorted(generators.REGISTRY)]
+    # the paper's own model first, then the other sampling models by name
+    order = sorted(generators.REGISTRY, key=lambda n: (not generators.REGISTRY[n].paper_model, n))
     for name in order:
-        gen = generators.REGISTRY.get(name)
-        if gen is None or gen.exact or not _is_model(name):
+        gen = generators.REGISTRY[name]
+        if gen.exact or gen.truth_sample:
             continue
         setting = _setting(config, dim, n_train, name)
         if setting is None or not _done(results, setting, seed):
@@ -134,7 +130,7 @@ def _fig1(results: Path, config: Mapping, table, stem: Path) -> list[Path]:
     n_train = _n_train(config, 1)
     seed = _first_seed(config, 1)
     fit_values = None
-    fit = _setting(config, 1, n_train, "fit")
+    fit = _setting(config, 1, n_train, style.first_with("fit_parameters"))
     if fit is not None and _done(results, fit, seed):
         fit_values = read_json(results / fit.replica_dir(seed) / "fit.json")["values"]
     model = _model_sample(results, config, 1, n_train, seed, 100_000)
@@ -142,7 +138,8 @@ def _fig1(results: Path, config: Mapping, table, stem: Path) -> list[Path]:
     return paper.truth_figure(
         stem, train=train, fit_values=fit_values,
         generated=None if model is None else model[1],
-        generated_label=None if model is None else style.LABELS.get(model[0], model[0]),
+        generated_label=None if model is None else style.generator_label(model[0], 1),
+        generated_color=None if model is None else style.generator_color(model[0]),
         n_quantiles=10, title=f"camel back, replica seed {seed}",
     )
 
@@ -184,7 +181,7 @@ def _fig5(results: Path, config: Mapping, table, stem: Path) -> list[Path]:
     model = _model_sample(results, config, 2, n_train, seed, 100_000)
     if model is not None:
         name, x = model
-        maps.append((f"{style.LABELS.get(name, name)} ({len(x):,} events)",
+        maps.append((f"{style.generator_label(name, 2)} ({len(x):,} events)",
                      counter.counts(x)[0] / len(x)))
     return paper.polar_cells_figure(stem, fractions=maps, r_edges=edges(target, "r", q),
                                     phi_edges=edges(target, "phi1", q))
@@ -211,7 +208,7 @@ def _vs_events(results: Path, config: Mapping, table, stem: Path) -> list[Path]:
     from ganplify.figures import amplification as plots
 
     settings = sorted({(d, n) for d, n, g in table[["dim", "n_train", "generator"]]
-                       .itertuples(index=False) if _is_model(g)})
+                       .itertuples(index=False) if generators.is_model(g)})
     return plots.amplification_vs_events_figure(table, stem, settings=settings)
 
 
@@ -229,7 +226,8 @@ def _losses(results: Path, config: Mapping, table, stem: Path) -> list[Path]:
 
     histories = []
     for s in study.settings(config):
-        if s.generator != "gan" or s.target != shown_target(config):
+        gen = generators.REGISTRY[s.generator]
+        if not gen.adversarial or s.target != shown_target(config):
             continue
         frames = []
         for seed in cfg.replica_seeds(config, s.dim, s.generator):
@@ -237,9 +235,10 @@ def _losses(results: Path, config: Mapping, table, stem: Path) -> list[Path]:
             if path.is_file():
                 frames.append(pd.read_csv(path).assign(seed=seed))
         if frames:
-            histories.append((f"GAN, d={s.dim}, n_train={s.n_train}", pd.concat(frames)))
+            histories.append((f"{gen.label_for(s.dim)}, d={s.dim}, n_train={s.n_train}",
+                              pd.concat(frames)))
     if not histories:
-        raise ResultsError("no GAN loss history (losses.csv) in this study")
+        raise ResultsError("no adversarial loss history (losses.csv) in this study")
     return paper.loss_figure(stem, histories)
 
 
@@ -256,9 +255,24 @@ def _effective_parameters(results: Path, config: Mapping, table, stem: Path) -> 
 
 
 def _robustness(results: Path, config: Mapping, table, stem: Path) -> list[Path]:
+    from ganplify.analysis import robustness as rb
     from ganplify.figures import amplification as plots
 
-    return plots.robustness_figure(table, stem, config["aggregate"]["robust_cl"])
+    agg = config["aggregate"]  # the strict rule at the first required pass probability
+    robust = table[rb.column("amplification_robust", agg["pass_probability"][0])]
+    return plots.robustness_figure(table.assign(amplification_robust=robust), stem,
+                                   agg["robust_cl"])
+
+
+def _chi2_pass(results: Path, config: Mapping, table, stem: Path) -> list[Path]:
+    from ganplify.analysis import robustness as rb
+    from ganplify.figures import robustness as robustness_plot
+
+    agg = config["aggregate"]
+    realised = rb.read_table(results / "tables" / "robustness.csv", rb.REALISED_COLUMNS)
+    return robustness_plot.pass_fraction_figure(
+        realised[realised["target"] == shown_target(config)], stem, cl=agg["robust_cl"],
+        pass_probabilities=agg["pass_probability"])
 
 
 def _fit_uncertainty(results: Path, config: Mapping, table, stem: Path) -> list[Path]:
@@ -298,16 +312,18 @@ FIGURES: dict[str, Figure] = {
     "fig7_shell_cells": Figure(
         _paper(lambda c: _has_dim(5)(c) and any(q >= 4 for q in cfg.axes(c, 5)["joint"])), _fig7
     ),
-    "amplification_vs_n_generated": Figure(_has_generator(_is_model), _vs_events),
-    "amplification_vs_n_train": Figure(_has_generator(_is_model), _vs_n_train),
-    "gan_losses": Figure(_has_generator(lambda g: g == "gan"), _losses),
-    "league": Figure(_has_generator(_is_model), _league),
-    "effective_parameters": Figure(_has_generator(_is_model), _effective_parameters),
-    "robustness": Figure(_has_generator(_is_model), _robustness),
+    "amplification_vs_n_generated": Figure(_has_generator(generators.is_model), _vs_events),
+    "amplification_vs_n_train": Figure(_has_generator(generators.is_model), _vs_n_train),
+    "gan_losses": Figure(_has_generator(lambda g: generators.REGISTRY[g].adversarial), _losses),
+    "league": Figure(_has_generator(generators.is_model), _league),
+    "effective_parameters": Figure(_has_generator(generators.is_model), _effective_parameters),
+    "robustness": Figure(_has_generator(generators.is_model), _robustness),
+    "chi2_pass": Figure(_has_generator(generators.is_model), _chi2_pass,
+                        ("amplification", "robustness")),
     "fit_uncertainty": Figure(_applies_fit_uncertainty, _fit_uncertainty,
                               ("amplification", "fit_uncertainty", "fit_parameters")),
     "truth_families": Figure(
-        lambda c: _several_targets(c) and _has_generator(_is_model)(c), _truth_families,
+        lambda c: _several_targets(c) and _has_generator(generators.is_model)(c), _truth_families,
         all_targets=True,
     ),
 }

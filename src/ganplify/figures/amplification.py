@@ -11,13 +11,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from ganplify import generators
 from ganplify.figures.style import (
-    COLORS,
     _asymptotic_or_exact,
     _binning_name,
-    _color,
-    _label,
     _panel_title,
+    generator_color,
+    generator_label,
     save,
 )
 
@@ -41,7 +41,7 @@ def amplification_vs_events_figure(
         for key in settings
     }
     cols = max((len(v) for v in binnings.values()), default=1)
-    models = table[(table["generator"] != "sample") & np.isfinite(table["n_generated"])]
+    models = table[table["generator"].map(generators.is_model) & np.isfinite(table["n_generated"])]
     n_gen = models["n_generated"]
     x_range = (n_gen.min() / 2, n_gen.max() * 2) if len(n_gen) else (1e2, 1e6)
     fig, axes = plt.subplots(len(settings), cols, figsize=(3.6 * cols, 3.2 * len(settings)),
@@ -56,14 +56,14 @@ def amplification_vs_events_figure(
             binning, q = binnings[key][col]
             sel = table[(table["dim"] == dim) & (table["n_train"] == n_train)
                         & (table["binning"] == binning) & (table["n_quantiles"] == q)
-                        & (table["generator"] != "sample")]
+                        & table["generator"].map(generators.is_model)]
             for i, (gen, rows) in enumerate(sel.groupby("generator", sort=True)):
-                color = _color(gen, i)
+                color = generator_color(gen, i)
                 curve = rows[np.isfinite(rows["n_generated"])].sort_values("n_generated")
                 if len(curve):
                     n = curve["n_generated"].to_numpy(float)
                     ax.plot(n, curve["amplification"], color=color, marker="o", ms=3,
-                            label=_label(gen, dim))
+                            label=generator_label(gen, dim))
                     ax.fill_between(n, curve["amplification_lo"], curve["amplification_hi"],
                                     color=color, alpha=0.2, lw=0)
                 for _, r in _asymptotic_or_exact(rows).iterrows():
@@ -72,7 +72,7 @@ def amplification_vs_events_figure(
                     exact = pd.isna(r["n_generated"])
                     kind = "exact" if exact else "asymptote"
                     ax.axhline(r["amplification"], color=color, ls="-" if exact else ":",
-                               lw=1, label=f"{_label(gen, dim)} {kind}")
+                               lw=1, label=f"{generator_label(gen, dim)} {kind}")
                     if np.isfinite(r["amplification_hi"]):
                         ax.axhspan(r["amplification_lo"], r["amplification_hi"], color=color,
                                    alpha=0.1, lw=0)
@@ -113,7 +113,8 @@ def amplification_vs_n_train_figure(table: pd.DataFrame, stem: str | Path) -> li
             ax.errorbar(rows["n_train"], rows["amplification"],
                         yerr=[rows["amplification"] - rows["amplification_lo"],
                               rows["amplification_hi"] - rows["amplification"]],
-                        color=_color(gen, i), marker="o", ms=4, capsize=2, label=_label(gen, dim))
+                        color=generator_color(gen, i), marker="o", ms=4, capsize=2,
+                        label=generator_label(gen, dim))
         ax.axhline(1.0, color="0.4", ls="--", lw=0.8)
         ax.set_xscale("log")
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
@@ -143,7 +144,7 @@ def _own_rows(table: pd.DataFrame) -> pd.DataFrame:
     """Every generator's own (asymptotic or exact) rows, without the sample baseline and
     without infinite amplification (a generator exact on a binning by construction, like the
     radial fit on the angles: nothing to draw)."""
-    own = _asymptotic_or_exact(table[table["generator"] != "sample"])
+    own = _asymptotic_or_exact(table[table["generator"].map(generators.is_model)])
     return own[np.isfinite(own["amplification"])]
 
 
@@ -204,9 +205,9 @@ def league_figure(table: pd.DataFrame, stem: str | Path) -> list[Path]:
                 ax.errorbar([r["amplification"]], [y],
                             xerr=[[r["amplification"] - r["amplification_lo"]],
                                   [r["amplification_hi"] - r["amplification"]]],
-                            color=_color(gen, i), marker="o", ms=4, capsize=2,
+                            color=generator_color(gen, i), marker="o", ms=4, capsize=2,
                             label=None if labelled
-                            else f"{_label(gen, dim)} ({int(r['n_replicas'])} replicas)")
+                            else f"{generator_label(gen, dim)} ({int(r['n_replicas'])} replicas)")
                 labelled = True
         ax.axvline(1.0, color="0.4", ls="--", lw=0.8)
         _log_axis(ax.xaxis, ax.set_xscale)
@@ -238,12 +239,15 @@ def effective_parameters_figure(table: pd.DataFrame, stem: str | Path) -> list[P
                 ax.errorbar(part["n_cells"], part["n_params_eff"],
                             yerr=[part["n_params_eff"] - k / part["amplification_hi"],
                                   k / part["amplification_lo"] - part["n_params_eff"]],
-                            color=_color(gen, i), marker=markers.get(binning, "o"), ms=4,
+                            color=generator_color(gen, i), marker=markers.get(binning, "o"), ms=4,
                             capsize=2, ls=":" if binning == "joint" else "-",
-                            label=_label(gen, dim) if len(binnings) == 1
-                            else f"{_label(gen, dim)}, {_binning_name(binning)}")
-        if (sel["generator"] == "fit").any():
-            ax.axhline(5, color=COLORS["fit"], ls="--", lw=0.8, label="5 fit parameters")
+                            label=generator_label(gen, dim) if len(binnings) == 1
+                            else f"{generator_label(gen, dim)}, {_binning_name(binning)}")
+        for gen in sorted(set(sel["generator"])):  # a fit's own parameter count, for scale
+            if gen in generators.REGISTRY and generators.REGISTRY[gen].fit_parameters:
+                n_par = len(generators.REGISTRY[gen].parameters(dim))
+                ax.axhline(n_par, color=generator_color(gen), ls="--", lw=0.8,
+                           label=f"{n_par} fit parameters")
         _log_axis(ax.xaxis, ax.set_xscale)
         _log_axis(ax.yaxis, ax.set_yscale)
         ax.set_xlabel("cells $K$")
@@ -265,11 +269,11 @@ def robustness_figure(table: pd.DataFrame, stem: str | Path, cl: float) -> list[
         for i, (gen, rows) in enumerate(sel.groupby("generator", sort=True)):
             # one point per K: where binnings share K (r, phi1, ...), the first by name
             rows = rows.sort_values(["n_cells", "binning"]).groupby("n_cells").first()
-            color = _color(gen, i)
+            color = generator_color(gen, i)
             ax.plot(rows.index, rows["amplification"], color=color, marker="o", ms=3,
-                    label=f"{_label(gen, dim)}: MSE")
+                    label=f"{generator_label(gen, dim)}: MSE")
             ax.plot(rows.index, rows["amplification_robust"], color=color, marker="v", ms=3,
-                    ls="--", label=f"{_label(gen, dim)}: $\\chi^2$ at {cl:.0%}")
+                    ls="--", label=f"{generator_label(gen, dim)}: $\\chi^2$ at {cl:.0%}")
         ax.axhline(1.0, color="0.4", ls=":", lw=0.8)
         _log_axis(ax.xaxis, ax.set_xscale)
         _log_axis(ax.yaxis, ax.set_yscale)

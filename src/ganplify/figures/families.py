@@ -13,13 +13,14 @@ from matplotlib.lines import Line2D
 
 from ganplify.figures.amplification import _binning_order, _log_axis, _own_rows, _setting_panels
 from ganplify.figures.style import (
-    TARGET_LABELS,
     _asymptotic_or_exact,
     _binning_tick,
-    _color,
-    _label,
     _target_style,
+    first_with,
+    generator_color,
+    generator_label,
     save,
+    target_label,
 )
 
 
@@ -67,16 +68,17 @@ def truth_families_figure(
                 x = [slot[(binning, q)] - 0.35 + width * (s + 0.5) for q in part["n_quantiles"]]
                 ax.errorbar(x, a, yerr=[np.clip(lo, 0, None),
                                         np.where(np.isfinite(hi), np.clip(hi, 0, None), 0.0)],
-                            color=_color(gen, i), marker=marker, ls=ls, lw=1, ms=4, capsize=2,
+                            color=generator_color(gen, i), marker=marker, ls=ls, lw=1, ms=4,
+                            capsize=2,
                             mfc="white" if k else None)
-        handles = [matplotlib.lines.Line2D([], [], color=_color(g, i), lw=1.5,
-                                           label=_label(g, dim))
+        handles = [matplotlib.lines.Line2D([], [], color=generator_color(g, i), lw=1.5,
+                                           label=generator_label(g, dim))
                    for i, g in enumerate(gens) if (sel["generator"] == g).any()]
         handles += [matplotlib.lines.Line2D([], [], color="0.3", lw=1,
                                             marker=_target_style(t, k)[0],
                                             ls=_target_style(t, k)[1],
                                             mfc="white" if k else None,
-                                            label=TARGET_LABELS.get(t, t))
+                                            label=target_label(t))
                     for k, t in enumerate(targets)]
         ax.axhline(1.0, color="0.4", ls=":", lw=0.8)
         _log_axis(ax.yaxis, ax.set_yscale)
@@ -109,7 +111,8 @@ def fit_uncertainty_figure(
                              gridspec_kw={"width_ratios": [1.0, 1.0, 0.5]})
     ax_mse, ax_ratio, ax_par = axes
     ax_par.sharey(ax_ratio)
-    measured = _asymptotic_or_exact(amplification[amplification["generator"] == "fit"])
+    fit = first_with("fit_parameters")
+    measured = _asymptotic_or_exact(amplification[amplification["generator"] == fit])
     names = list(dict.fromkeys(parameters["parameter"]))
     for i, (dim, n_train) in enumerate(settings):
         color = f"C{i % 10}"
@@ -148,8 +151,9 @@ def fit_uncertainty_figure(
     ax_par.set_title("parameters: (HESSE error\n/ replica std)$^2$", fontsize=9)
     ax_par.tick_params(labelleft=False)
     ax_par.grid(True, axis="y", alpha=0.3)
+    fit = first_with("fit_parameters")
     handles = [Line2D([], [], color=f"C{i % 10}", lw=1.2,
-                      label=f"{_label('fit', d)}, d={d}, $n_{{train}}$={n}")
+                      label=f"{generator_label(fit, d)}, d={d}, $n_{{train}}$={n}")
                for i, (d, n) in enumerate(settings)]
     handles += [Line2D([], [], color="0.3", ls="--", marker="v", ms=3, label="bias$^2$"),
                 Line2D([], [], color="0.3", ls=":", marker="^", ms=3, label="variance"),

@@ -12,7 +12,15 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from ganplify.figures.style import COLORS, _asymptotic_or_exact, _color, _label, _panel_title, save
+from ganplify import generators
+from ganplify.figures.style import (
+    _asymptotic_or_exact,
+    _panel_title,
+    first_with,
+    generator_color,
+    generator_label,
+    save,
+)
 from ganplify.generators.fit import mixture_logpdf
 from ganplify.metrics import quantiles as qt
 from ganplify.truth.shells import GaussianShell
@@ -38,10 +46,10 @@ def mse_panel(
     grid = np.geomspace(lo, hi, 50)
     ax.plot(grid, qt.expected_sample_mse(n_cells, grid), color="0.4", ls="--", lw=1,
             label=r"$(1/K)(1-1/K)/n$")
-    for generator, rows in sel.groupby("generator", sort=False):
-        color = COLORS.get(generator, None)
+    for i, (generator, rows) in enumerate(sel.groupby("generator", sort=False)):
+        color = generator_color(generator, i)
         reps = int(rows["n_replicas"].max())
-        label = f"{_label(generator, dim)} ({reps} replicas)"
+        label = f"{generator_label(generator, dim)} ({reps} replicas)"
         if rows["n_generated"].isna().all():
             row = rows.iloc[0]
             if not np.isfinite(row["n_equiv"]):
@@ -59,7 +67,7 @@ def mse_panel(
         if len(asym):
             row = asym.iloc[0]
             ax.axhline(row["mse_mean"], color=color, ls=":", lw=1,
-                       label=f"{_label(generator, dim)} asymptote: "
+                       label=f"{generator_label(generator, dim)} asymptote: "
                              f"worth {row['n_equiv']:.0f} events")
     ax.set_xscale("log")
     ax.set_yscale("log")
@@ -102,6 +110,7 @@ def truth_figure(
     fit_values: dict | None,
     generated: np.ndarray | None = None,
     generated_label: str | None = None,
+    generated_color: str | None = None,
     n_quantiles: int = 10,
     title: str = "",
 ) -> list[Path]:
@@ -112,14 +121,16 @@ def truth_figure(
     ax.plot(x, target.pdf(x[:, None]), color="black", lw=1.5, label="truth")
     bins = np.linspace(-8.5, 8.5, 35)
     ax.hist(train.ravel(), bins=bins, density=True, histtype="stepfilled", alpha=0.35,
-            color=COLORS["sample"], label=f"training sample ({train.size} points)")
+            color=generator_color(first_with("truth_sample")),
+            label=f"training sample ({train.size} points)")
     if generated is not None:
         ax.hist(generated.ravel(), bins=bins, density=True, histtype="step", lw=1.5,
-                color=COLORS["gan"], label=f"{generated_label or 'generated'} "
+                color=generated_color, label=f"{generated_label or 'generated'} "
                                             f"({generated.size:,} events)")
     if fit_values is not None:
-        ax.plot(x, np.exp(mixture_logpdf(x, **fit_values)), color=COLORS["fit"], lw=1.5,
-                label="5-parameter fit")
+        fit = first_with("fit_parameters")
+        ax.plot(x, np.exp(mixture_logpdf(x, **fit_values)), color=generator_color(fit),
+                lw=1.5, label=generator_label(first_with("fit_parameters"), 1))
     for e in qt.edges(target, "x", n_quantiles)[1:-1]:
         ax.axvline(e, color="0.5", ls=":", lw=0.8)
     ax.plot([], [], color="0.5", ls=":", lw=0.8, label=f"{n_quantiles} quantile edges")
@@ -135,7 +146,8 @@ def amplification_vs_quantiles_panel(
     ax: plt.Axes, table: pd.DataFrame, *, dim: int, n_train: int
 ) -> None:
     """Amplification of joint cells against the quantiles per dimension (paper Fig. 7 right)."""
-    own = _asymptotic_or_exact(table[(table["generator"] != "sample") & (table["dim"] == dim)
+    own = _asymptotic_or_exact(table[table["generator"].map(generators.is_model)
+                                     & (table["dim"] == dim)
                                      & (table["n_train"] == n_train)
                                      & (table["binning"] == "joint")])
     for i, (gen, rows) in enumerate(own.groupby("generator", sort=True)):
@@ -143,7 +155,8 @@ def amplification_vs_quantiles_panel(
         ax.errorbar(rows["n_quantiles"], rows["amplification"],
                     yerr=[rows["amplification"] - rows["amplification_lo"],
                           rows["amplification_hi"] - rows["amplification"]],
-                    color=_color(gen, i), marker="o", ms=4, capsize=2, label=_label(gen, dim))
+                    color=generator_color(gen, i), marker="o", ms=4, capsize=2,
+                    label=generator_label(gen, dim))
     ax.axhline(1.0, color="0.4", ls="--", lw=0.8)
     ax.set_xlabel(f"quantiles per dimension (d={dim})")
     ax.set_ylabel("asymptotic amplification")

@@ -8,21 +8,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-COLORS = {"sample": "tab:blue", "fit": "tab:green", "gan": "tab:orange",
-          "bootstrap": "tab:gray", "kde": "tab:purple", "flow": "tab:red",
-          "flow_matching": "tab:brown"}
-
-
-LABELS = {"sample": "sample", "fit": "5-parameter fit", "gan": "GAN",
-          "bootstrap": "bootstrap", "kde": "KDE", "flow": "spline flow",
-          "flow_matching": "flow matching"}
-
-
-# Truth targets in figures that compare them: a marker and a line style each.
-TARGET_STYLES = {"gaussian_shell": ("o", "-"), "student_shell": ("s", "--")}
-
-
-TARGET_LABELS = {"gaussian_shell": "Gaussian shell", "student_shell": "Student-t shell"}
+from ganplify import generators
+from ganplify.truth import TARGETS
 
 
 def save(fig: plt.Figure, stem: str | Path) -> list[Path]:
@@ -50,14 +37,26 @@ def _panel_title(binning: str, n_quantiles: int, dim: int) -> str:
     return f"{n_quantiles} quantiles in {name}"
 
 
-def _label(generator: str, dim: int | None = None) -> str:
-    if generator == "fit" and dim is not None and dim > 1:
-        return "radial fit (2 parameters)"
-    return LABELS.get(generator, generator)
+def generator_label(generator: str, dim: int | None = None) -> str:
+    """A generator's legend label (its own, `Generator.label_for`)."""
+    gen = generators.REGISTRY.get(generator)
+    return generator if gen is None else gen.label_for(dim)
 
 
-def _color(generator: str, i: int) -> str:
-    return COLORS.get(generator, f"C{(i + 3) % 10}")
+def generator_color(generator: str, i: int = 0) -> str:
+    """A generator's colour (its own); an unknown one gets a colour by position ``i``."""
+    gen = generators.REGISTRY.get(generator)
+    return f"C{(i + 3) % 10}" if gen is None else gen.color
+
+
+def first_with(capability: str) -> str:
+    """The first registered generator with a capability (e.g. ``"truth_sample"``)."""
+    return generators.having(capability)[0]
+
+
+def target_label(target: str) -> str:
+    cls = TARGETS.get(target)
+    return target if cls is None else cls.label
 
 
 def _asymptotic_or_exact(rows: pd.DataFrame) -> pd.DataFrame:
@@ -73,4 +72,5 @@ def _binning_tick(binning: str, n_quantiles: int, dim: int) -> str:
 
 
 def _target_style(target: str, k: int) -> tuple[str, str]:
-    return TARGET_STYLES.get(target, ("^v<>Dp"[k % 6], ":"))
+    cls = TARGETS.get(target)
+    return (cls.marker, cls.linestyle) if cls is not None else ("^v<>Dp"[k % 6], ":")

@@ -1,20 +1,126 @@
-"""Every generator behind one small interface, and the registry that names them.
+"""The generator protocol: what the rest of the code may ask of a generator, and ReplicaFit.
 
 A generator is fitted on a batch of K training sets (one per replica seed) and then either
-samples events per replica (`exact = False`: evaluated on n_generated events) or gives exact
-cell probabilities (`exact = True`). Neural generators (`neural = True`) are trained as an
-ensemble in their own job (GPU when present) and evaluated in another; the others are fitted
-and evaluated in one cheap CPU job. Adding a generator is one class here plus its module.
+samples events per replica (evaluated on n_generated events) or gives exact cell probabilities.
+Each generator is one class, in its own module under `ganplify.generators`, that subclasses
+`Generator` and sets the class attributes below; the registry finds it there. Figures, tables
+and the config choose generators by these attributes (capabilities), never by name.
 """
 
 from __future__ import annotations
 
+import textwrap
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
+import yaml
 
 from ganplify.study.data import training_set
+
+# Every generator's config block has this key besides its own options (not in the hash).
+REPLICAS_SCHEMA: dict = {"$ref": "#/$defs/replicas"}
+
+
+def schema_fragment(text: str) -> dict:
+    """JSON-schema properties written as YAML (how generators declare their options)."""
+    return yaml.safe_load(textwrap.dedent(text)) or {}
+
+
+class Generator:
+    """Base class of every generator; subclasses set these class attributes.
+
+    Attributes
+    ----------
+    name : str
+        The generator's name in configs, paths and tables.
+    label, color : str
+        Legend label and matplotlib colour in every figure.
+    order : int
+        Position in listings, legends and the config schema (ties: by name).
+    description : str
+        One line for `ganplify generators` and the config schema.
+    exact : bool
+        Gives exact cell probabilities (`probabilities`) instead of sampling events.
+    neural : bool
+        Trained as a batched ensemble in its own job (`train`, `generate`; GPU when present),
+        evaluated in another; otherwise fitted and evaluated in one cheap CPU job.
+    truth_sample : bool
+        The truth itself: the paper's sample band, a control whose asymptotic MSE is 0.
+    paper_model : bool
+        The generative model the paper studies; figures that show one model's events show it.
+    adversarial : bool
+        Has discriminator and generator losses (the loss-curve figure).
+    fit_parameters : bool
+        Writes fitted parameters with their covariance (fit.json; the fit-uncertainty tables).
+    dims : frozenset of int or None
+        Dimensions it is available for (None: any).
+    dim_options : bool
+        A dimension may override its options under ``dims.<d>.<name>``.
+    options_schema : dict
+        JSON-schema properties of its config block, defaults included (the one source of its
+        option defaults; `ganplify.study.config` assembles the config schema from them).
+    operational : frozenset of str
+        Option keys that change how it runs, never what a replica learns (kept out of the
+        parameter hash); ``replicas`` always is one.
+    history_columns : tuple of str
+        Columns of its per-replica loss history (losses.csv); empty for none.
+    weights_file : str or None
+        Per-replica weights of a trained replica (neural generators).
+    replica_files : tuple of str
+        Every file it may write in a replica folder besides status.json and mse.csv.
+    """
+
+    name: ClassVar[str]
+    label: ClassVar[str]
+    color: ClassVar[str]
+    description: ClassVar[str]
+    order: ClassVar[int] = 100
+    exact: ClassVar[bool] = False
+    neural: ClassVar[bool] = False
+    truth_sample: ClassVar[bool] = False
+    paper_model: ClassVar[bool] = False
+    adversarial: ClassVar[bool] = False
+    fit_parameters: ClassVar[bool] = False
+    dims: ClassVar[frozenset[int] | None] = None
+    dim_options: ClassVar[bool] = False
+    options_schema: ClassVar[dict] = {}
+    operational: ClassVar[frozenset[str]] = frozenset({"replicas"})
+    history_columns: ClassVar[tuple[str, ...]] = ()
+    weights_file: ClassVar[str | None] = None
+    replica_files: ClassVar[tuple[str, ...]] = ()
+
+    @property
+    def has_loss_history(self) -> bool:
+        return bool(self.history_columns)
+
+    def label_for(self, dim: int | None) -> str:
+        """The legend label in dimension ``dim`` (a generator may name what it fits there)."""
+        return self.label
+
+    def option_defaults(self) -> dict[str, Any]:
+        """Every option's default, from `options_schema`."""
+        return {k: v["default"] for k, v in self.options_schema.items() if "default" in v}
+
+    def config_schema(self) -> dict:
+        """The JSON schema of its config block."""
+        return {
+            "type": "object",
+            "additionalProperties": False,
+            "default": {},
+            "description": self.description,
+            "properties": {"replicas": REPLICAS_SCHEMA, **self.options_schema},
+        }
+
+    def check_options(self, options: Mapping[str, Any], n_train: int) -> str | None:
+        """Why these options cannot train on ``n_train`` points, as ``"<key> = <value>: why"``
+        (None: they can).
+
+        Called for every setting before any job starts, so that a bad combination of keys is
+        refused up front with one message.
+        """
+        return None
 
 
 @dataclass
@@ -40,5 +146,6 @@ class ReplicaFit:
     data: Any = field(default=None, repr=False, compare=False)
 
 
-def _training_set(setting: Any, seed: int) -> np.ndarray:
+def replica_training_set(setting: Any, seed: int) -> np.ndarray:
+    """The training set of replica ``seed`` of a `ganplify.study.plan.Setting`."""
     return training_set(setting.make_target(), setting.n_train, seed)

@@ -8,11 +8,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ganplify.generators.base import ReplicaFit, _training_set
+from ganplify.generators.base import Generator, ReplicaFit, replica_training_set
 from ganplify.truth.shells import Shell
 
 
-class Bootstrap:
+class Bootstrap(Generator):
     """Resampling the training set with replacement.
 
     It carries no information beyond its training set, so its amplification cannot exceed 1:
@@ -20,11 +20,10 @@ class Bootstrap:
     """
 
     name: ClassVar[str] = "bootstrap"
-    exact: ClassVar[bool] = False
-    neural: ClassVar[bool] = False
-    dims: ClassVar[frozenset[int] | None] = None
+    label: ClassVar[str] = "bootstrap"
+    color: ClassVar[str] = "tab:gray"
+    order: ClassVar[int] = 20
     description: ClassVar[str] = "the training set resampled with replacement (a control)"
-    operational: ClassVar[frozenset[str]] = frozenset({"replicas"})
 
     def fit(
         self, target: Shell, train_sets: np.ndarray, seeds: Sequence[int], options: dict
@@ -44,4 +43,4 @@ class Bootstrap:
     def load_sampler(
         self, setting: Any, seed: int, replica_dir: Path
     ) -> Callable[[int, np.random.Generator], np.ndarray]:
-        return self.sampler(None, ReplicaFit(seed, data=_training_set(setting, seed)))
+        return self.sampler(None, ReplicaFit(seed, data=replica_training_set(setting, seed)))

@@ -19,23 +19,28 @@ import numpy as np
 from iminuit import Minuit
 from scipy import special
 
-from ganplify.generators.base import ReplicaFit
+from ganplify.generators.base import Generator, ReplicaFit
 from ganplify.metrics.quantiles import CellCounter
 from ganplify.truth.shells import GaussianShell, Shell
 
 
-class Fit:
+class Fit(Generator):
     """Maximum-likelihood fits: the paper's 5-parameter fit of the camel back (d = 1); beyond
     the paper, in d >= 2, the 2-parameter fit of the radial profile with the angles taken as
     known (uniform), the physics-informed upper reference."""
 
     name: ClassVar[str] = "fit"
-    exact: ClassVar[bool] = True
-    neural: ClassVar[bool] = False
-    dims: ClassVar[frozenset[int] | None] = None
+    label: ClassVar[str] = "5-parameter fit"
+    color: ClassVar[str] = "tab:green"
+    order: ClassVar[int] = 10
     description: ClassVar[str] = ("max.-likelihood fit (iminuit): 5-parameter camel back in "
                                   "d=1, radial profile in d>=2")
-    operational: ClassVar[frozenset[str]] = frozenset({"replicas"})
+    exact: ClassVar[bool] = True
+    fit_parameters: ClassVar[bool] = True
+    replica_files: ClassVar[tuple[str, ...]] = ("fit.json",)
+
+    def label_for(self, dim: int | None) -> str:
+        return "radial fit (2 parameters)" if dim is not None and dim > 1 else self.label
 
     @staticmethod
     def parameters(dim: int) -> tuple[str, ...]:

@@ -4,29 +4,99 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
+from ganplify.generators.base import Generator, schema_fragment
 from ganplify.generators.neural.sampling import trained_sampler
 
 
-class Flow:
+class Flow(Generator):
     """A masked autoregressive rational-quadratic spline flow
     (`ganplify.generators.neural.flows`), trained by maximum likelihood (a fixed schedule by
     default; early stopping with ``holdout > 0``)."""
 
     name: ClassVar[str] = "flow"
-    exact: ClassVar[bool] = False
-    neural: ClassVar[bool] = True
-    dims: ClassVar[frozenset[int] | None] = None
+    label: ClassVar[str] = "spline flow"
+    color: ClassVar[str] = "tab:red"
+    order: ClassVar[int] = 50
     description: ClassVar[str] = ("normalizing flow: autoregressive rational-quadratic splines "
-                                  "(zuko), maximum likelihood, ensemble-trained")
-    operational: ClassVar[frozenset[str]] = frozenset({"replicas"})
-    weights_file: ClassVar[str] = "model.safetensors"
+                                  "(zuko), maximum likelihood, ensemble-trained; defaults chosen "
+                                  "on seeds 100000+ (benchmarks/tune_density_models.py)")
+    neural: ClassVar[bool] = True
+    dim_options: ClassVar[bool] = True
     history_columns: ClassVar[tuple[str, ...]] = ("train_loss", "val_loss")
+    weights_file: ClassVar[str] = "model.safetensors"
+    replica_files: ClassVar[tuple[str, ...]] = ("model.safetensors", "losses.csv")
+    options_schema: ClassVar[dict] = schema_fragment("""
+      epochs:
+        type: integer
+        minimum: 1
+        default: 1000
+        description: >-
+          full-batch Adam steps (at most, with holdout > 0), >= 1
+      lr:
+        type: number
+        exclusiveMinimum: 0
+        default: 0.001
+        description: >-
+          Adam learning rate, > 0
+      holdout:
+        type: number
+        minimum: 0
+        maximum: 0.5
+        default: 0.0
+        description: >-
+          fraction of each training set held out for early stopping (the best held-out epoch is
+          kept), 0 .. 0.5; 0: train on all of it for exactly `epochs` steps
+      patience:
+        type: integer
+        minimum: 1
+        default: 200
+        description: >-
+          steps without a better held-out loss that end a replica's training, >= 1
+      hidden:
+        type: integer
+        minimum: 1
+        default: 64
+        description: >-
+          hidden layer width, >= 1
+      layers:
+        type: integer
+        minimum: 1
+        default: 2
+        description: >-
+          hidden layers of each MADE conditioner (unused in d = 1), >= 1
+      transforms:
+        type: integer
+        minimum: 1
+        default: 3
+        description: >-
+          autoregressive spline transforms, >= 1
+      bins:
+        type: integer
+        minimum: 2
+        default: 8
+        description: >-
+          spline bins, >= 2
+      bound:
+        type: number
+        exclusiveMinimum: 0
+        default: 5.0
+        description: >-
+          splines act on [-bound, bound] training-set standard deviations (identity outside), >
+          0
+    """)
+
+    def check_options(self, options: Mapping[str, Any], n_train: int) -> str | None:
+        holdout = options.get("holdout", 0.0)
+        if holdout > 0 and not 1 <= round(holdout * n_train) <= n_train - 2:
+            return (f"holdout = {holdout}: the held-out part must be 1 .. n_train - 2 points; "
+                    "use holdout 0 (a fixed schedule) or a larger n_train")
+        return None
 
     def train(self, train_sets: np.ndarray, seeds: Sequence[int], options: dict,
               runtime: dict, device: str, checkpoints: Sequence[Path], config_hash: str):

@@ -9,10 +9,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from ganplify.generators.base import Generator, schema_fragment
 from ganplify.generators.neural.sampling import trained_sampler
 
 
-class Gan:
+class Gan(Generator):
     """The paper's GAN with its DeepSets discriminator, trained as an ensemble of replicas.
 
     Training and generation live in `ganplify.generators.neural.gan` (torch is imported only when
@@ -20,14 +21,126 @@ class Gan:
     """
 
     name: ClassVar[str] = "gan"
-    exact: ClassVar[bool] = False
+    label: ClassVar[str] = "GAN"
+    color: ClassVar[str] = "tab:orange"
+    order: ClassVar[int] = 40
+    description: ClassVar[str] = ("the paper's GAN (DeepSets discriminator), ensemble-trained; "
+                                  "every default is the paper's protocol (section 2)")
     neural: ClassVar[bool] = True
-    dims: ClassVar[frozenset[int] | None] = None
-    description: ClassVar[str] = "the paper's GAN (DeepSets discriminator), ensemble-trained"
+    paper_model: ClassVar[bool] = True
+    adversarial: ClassVar[bool] = True
+    dim_options: ClassVar[bool] = True
     operational: ClassVar[frozenset[str]] = frozenset({"replicas", "checkpoint_every",
                                                        "cuda_graphs"})
-    weights_file: ClassVar[str] = "generator.safetensors"
     history_columns: ClassVar[tuple[str, ...]] = ("d_loss", "g_loss", "penalty")
+    weights_file: ClassVar[str] = "generator.safetensors"
+    replica_files: ClassVar[tuple[str, ...]] = (
+        "generator.safetensors", "losses.csv", "checkpoint.safetensors", "checkpoint.json",
+    )
+    options_schema: ClassVar[dict] = schema_fragment("""
+      epochs:
+        type: integer
+        minimum: 1
+        default: 10000
+        description: >-
+          training epochs, >= 1 (paper: 10000)
+      batch_size:
+        type: integer
+        minimum: 2
+        default: 10
+        description: >-
+          batch size, >= 2 (paper: 10)
+      lr:
+        type: number
+        exclusiveMinimum: 0
+        default: 5.0e-05
+        description: >-
+          Adam learning rate, > 0 (paper: 5e-5)
+      betas:
+        type: array
+        minItems: 2
+        maxItems: 2
+        items: {exclusiveMaximum: 1, minimum: 0, type: number}
+        default: [0.5, 0.9]
+        description: >-
+          Adam betas, two numbers in [0, 1) (paper: [0.5, 0.9])
+      lr_decay:
+        type: number
+        exclusiveMinimum: 0
+        default: 0.9
+        description: >-
+          learning-rate factor per decay period, > 0 (paper: 0.9)
+      lr_decay_every:
+        type: integer
+        minimum: 1
+        default: 1000
+        description: >-
+          epochs per learning-rate decay, >= 1 (paper: 1000)
+      gamma:
+        type: number
+        minimum: 0
+        default: 0.01
+        description: >-
+          weight of the Roth et al. gradient penalty, >= 0 (paper: 0.01)
+      data_noise:
+        type: number
+        minimum: 0
+        default: 0.1
+        description: >-
+          half-width of the uniform noise on training data at every discriminator evaluation, >=
+          0 (paper: 0.1)
+      noise_dim:
+        type: integer
+        minimum: 1
+        default: 1000
+        description: >-
+          generator input size, >= 1 (paper: 1000)
+      hidden:
+        type: integer
+        minimum: 1
+        default: 256
+        description: >-
+          hidden layer width, >= 1 (paper: 256)
+      layers:
+        type: integer
+        minimum: 1
+        default: 7
+        description: >-
+          hidden layers of both networks, >= 1 (paper: 7)
+      dropout:
+        type: number
+        minimum: 0
+        exclusiveMaximum: 1
+        default: 0.5
+        description: >-
+          dropout probability in [0, 1) (paper: 0.5; active when generating)
+      embedding:
+        type: integer
+        minimum: 1
+        default: 32
+        description: >-
+          DeepSets embedding size, >= 1 (paper: 32)
+      set_input:
+        type: string
+        enum: [differences, points]
+        default: differences
+        description: >-
+          what the DeepSets embedding sees: 'differences' B - x (the paper's text) or 'points' B
+      checkpoint_every:
+        type: integer
+        minimum: 0
+        default: 500
+        description: >-
+          epochs between checkpoints (0: only at the end and on signals); does not change
+          results
+      cuda_graphs:
+        type: string
+        enum: [auto, 'on', 'off']
+        default: auto
+        description: >-
+          capture the training step in a CUDA graph on GPUs (auto falls back to eager); does not
+          change results
+    """)
 
     def train(self, train_sets: np.ndarray, seeds: Sequence[int], options: dict,
               runtime: dict, device: str, checkpoints: Sequence[Path], config_hash: str):
@@ -45,8 +158,8 @@ class Gan:
 
     def bytes_per_event(self, options: dict, dim: int) -> int:
         """Peak activation memory per generated event and replica (for chunking)."""
-        return 20 * options.get("noise_dim", 1000) + 10 * options.get("layers", 7) * \
-            options.get("hidden", 256)
+        opts = {**self.option_defaults(), **options}
+        return 20 * opts["noise_dim"] + 10 * opts["layers"] * opts["hidden"]
 
     def generate(self, weights: Sequence[dict], seeds: Sequence[int], n: int, chunk_size: int,
                  device: str, options: dict):
@@ -55,7 +168,7 @@ class Gan:
         from ganplify.generators.neural.gan import training
 
         return training.generate(weights, seeds, n, chunk_size=chunk_size, device=device,
-                                 dropout=options.get("dropout", 0.5))
+                                 dropout={**self.option_defaults(), **options}["dropout"])
 
     def load_sampler(
         self, setting: Any, seed: int, replica_dir: Path

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ganplify.generators.base import ReplicaFit, _training_set
+from ganplify.generators.base import Generator, ReplicaFit, replica_training_set, schema_fragment
 from ganplify.truth.shells import Shell
 
 
@@ -49,7 +49,7 @@ def cv_bandwidth_factor(x: np.ndarray) -> float:
     return float(np.exp(result.x if result.fun <= loss(grid[best]) else grid[best]))
 
 
-class Kde:
+class Kde(Generator):
     """A Gaussian kernel density estimate in Cartesian coordinates (scipy.stats.gaussian_kde).
 
     The kernel covariance is the training set's covariance times factor**2, the factor chosen
@@ -58,11 +58,19 @@ class Kde:
     """
 
     name: ClassVar[str] = "kde"
-    exact: ClassVar[bool] = False
-    neural: ClassVar[bool] = False
-    dims: ClassVar[frozenset[int] | None] = None
-    description: ClassVar[str] = "Gaussian kernel density estimate (cross-validated bandwidth)"
-    operational: ClassVar[frozenset[str]] = frozenset({"replicas"})
+    label: ClassVar[str] = "KDE"
+    color: ClassVar[str] = "tab:purple"
+    order: ClassVar[int] = 30
+    description: ClassVar[str] = "Gaussian kernel density estimate in Cartesian coordinates"
+    options_schema: ClassVar[dict] = schema_fragment("""
+      bandwidth:
+        oneOf: [{enum: [cv, scott, silverman], type: string}, {exclusiveMinimum: 0, type: number}]
+        default: cv
+        description: >-
+          kernel bandwidth factor (times the training set's covariance): cv (leave-one-out
+          likelihood cross-validation), scott (n**(-1/(d+4))), silverman, or a number > 0
+    """)
+    replica_files: ClassVar[tuple[str, ...]] = ("fit.json",)  # the chosen bandwidth
 
     @staticmethod
     def _kde(x: np.ndarray, options: dict):
@@ -96,6 +104,6 @@ class Kde:
     def load_sampler(
         self, setting: Any, seed: int, replica_dir: Path
     ) -> Callable[[int, np.random.Generator], np.ndarray]:
-        x = _training_set(setting, seed)
+        x = replica_training_set(setting, seed)
         return self.sampler(setting.make_target(), ReplicaFit(seed, data=self._kde(
             x, dict(setting.options))))

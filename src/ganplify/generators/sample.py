@@ -8,19 +8,19 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ganplify.generators.base import ReplicaFit
+from ganplify.generators.base import Generator, ReplicaFit
 from ganplify.truth.shells import Shell
 
 
-class Sample:
+class Sample(Generator):
     """The truth itself: n truth-sampled events, the paper's sample band."""
 
     name: ClassVar[str] = "sample"
-    exact: ClassVar[bool] = False
-    neural: ClassVar[bool] = False
-    dims: ClassVar[frozenset[int] | None] = None
+    label: ClassVar[str] = "sample"
+    color: ClassVar[str] = "tab:blue"
+    order: ClassVar[int] = 0
     description: ClassVar[str] = "truth-sampled events (the sample baseline)"
-    operational: ClassVar[frozenset[str]] = frozenset({"replicas"})
+    truth_sample: ClassVar[bool] = True
 
     def fit(
         self, target: Shell, train_sets: np.ndarray, seeds: Sequence[int], options: dict

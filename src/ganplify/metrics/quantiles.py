@@ -231,18 +231,3 @@ def asymptotic_mse(
     n = np.asarray(n_generated, dtype=np.float64)
     return (np.asarray(mse_value) - expected_sample_mse(n_cells, n)) / (1.0 - 1.0 / n)
 
-
-def robust_factor(n_cells: int | np.ndarray, cl: float) -> np.ndarray:
-    """N_robust / N_equiv: how far the Matchev-Shyamsundar test lets N_required go.
-
-    N_required events of a generator whose MSE is worth N_equiv truth events have an expected
-    chi-square against the truth, with the errors of N_required events, of
-    (K - 1)(1 + N_required / N_equiv). It stays below the critical value c of a chi-square
-    with K - 1 degrees of freedom at confidence level ``cl`` up to
-    N_required = N_equiv (c / (K - 1) - 1): 0.88 N_equiv for K = 10 at 95%, 0.35 for K = 50,
-    0.04 for K = 7776. The test gets stricter as the binning gets finer, as its authors argue.
-    """
-    from scipy.stats import chi2
-
-    dof = np.asarray(n_cells, dtype=np.float64) - 1.0
-    return chi2.ppf(cl, dof) / dof - 1.0

@@ -7,6 +7,7 @@
           seed<k>/status.json  mse.csv  fit.json  generator.safetensors (gan)
                    model.safetensors (flow, flow_matching)  losses.csv
       tables/mse.csv  tables/amplification.csv  tables/replicas.csv
+      tables/robustness.csv  tables/robustness_limits.csv
       tables/fit_uncertainty.csv  tables/fit_parameters.csv  (studies with the fit)
       figures/<name>.png|.pdf
       logs/...  (job logs; not checksummed)
@@ -34,7 +35,8 @@ CONTRACT_PATTERNS = [
     r"merged_from\.json",
     r"MANIFEST\.sha256",
     r"report\.(html|zip)",
-    r"tables/(mse|amplification|replicas|fit_uncertainty|fit_parameters)\.csv",
+    r"tables/(mse|amplification|replicas|robustness|robustness_limits|fit_uncertainty"
+    r"|fit_parameters)\.csv",
     rf"figures/{_NAME}\.(png|pdf)",
     rf"replicas/{_NAME}-d\d+/n\d+/{_NAME}-[0-9a-f]{{10}}/params\.json",
     rf"replicas/{_NAME}-d\d+/n\d+/{_NAME}-[0-9a-f]{{10}}/seeds\d+-\d+\.(trained|eval-[0-9a-f]{{8}})\.json",

@@ -218,9 +218,10 @@ def seed_chunks(config: Mapping, setting: Setting) -> list[tuple[int, ...]]:
 
 
 def event_counts(config: Mapping, setting: Setting) -> tuple[int, ...]:
-    """The n_generated grid of a setting: sample sizes for `sample`, none for exact generators."""
+    """The n_generated grid of a setting: sample sizes for the truth itself, none for exact
+    generators."""
     ax = cfg.axes(config, setting.dim)
-    if setting.generator == "sample":
+    if generators.get(setting.generator).truth_sample:
         return tuple(sorted(ax["sample_sizes"]))
     if generators.get(setting.generator).exact:
         return ()

@@ -168,6 +168,10 @@ class Shell(ABC):
     mu: float = 4.0
     sigma: float = 1.0
     name: ClassVar[str] = ""
+    # how figures that compare truth families draw it
+    label: ClassVar[str] = ""
+    marker: ClassVar[str] = "o"
+    linestyle: ClassVar[str] = "-"
 
     def __post_init__(self) -> None:
         if not isinstance(self.dim, int | np.integer) or self.dim < 1:
@@ -324,6 +328,7 @@ class GaussianShell(Shell):
     N(r; mu, sigma) + N(r; -mu, sigma); the camel back for dim = 1, the ring for dim = 2."""
 
     name: ClassVar[str] = "gaussian_shell"
+    label: ClassVar[str] = "Gaussian shell"
 
     def _law_cdf(self, z: np.ndarray) -> np.ndarray:
         return special.ndtr(z)
@@ -354,6 +359,9 @@ class StudentShell(Shell):
 
     nu: float = 3.0
     name: ClassVar[str] = "student_shell"
+    label: ClassVar[str] = "Student-t shell"
+    marker: ClassVar[str] = "s"
+    linestyle: ClassVar[str] = "--"
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -37,6 +37,8 @@ import torch
 from torch import nn
 
 from ganplify import rng
+from ganplify.generators.flow import Flow
+from ganplify.generators.flow_matching import FlowMatching
 from ganplify.generators.neural.core import Interrupted, TrainResult, check_generate_args
 from ganplify.generators.neural.device import resolve_device
 from ganplify.generators.neural.flows.networks import (
@@ -64,11 +66,14 @@ class Model:
     name: str
     config_type: type
     network: Callable  # (dim, config, n_replicas, device) -> nn.Module with .inverse
+    likelihood: bool  # trained by maximum likelihood (else on the flow-matching loss)
 
 
+# keyed by the generators' names, which their own modules own
 MODELS = {
-    "flow": Model("flow", FlowConfig, EnsembleFlow),
-    "flow_matching": Model("flow_matching", FlowMatchingConfig, EnsembleVelocity),
+    Flow.name: Model(Flow.name, FlowConfig, EnsembleFlow, likelihood=True),
+    FlowMatching.name: Model(FlowMatching.name, FlowMatchingConfig, EnsembleVelocity,
+                             likelihood=False),
 }
 
 
@@ -104,7 +109,7 @@ def standardisation(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def objectives(model: Model, net: nn.Module, keys: torch.Tensor, val: torch.Tensor):
     """(training loss(x, step), held-out loss()) per replica, both [K]."""
-    if model.name == "flow":
+    if model.likelihood:
         return (lambda x, step: -net.log_prob(x).mean(-1)), (lambda: -net.log_prob(val).mean(-1))
     # flow matching: fresh draws every step; fixed draws (8 per point) for the held-out loss
     val8 = val.repeat(1, 8, 1)
@@ -127,7 +132,8 @@ def train_ensemble(
 
     Parameters
     ----------
-    name : "flow" or "flow_matching"
+    name : str
+        A key of `MODELS`.
     train_sets : ndarray [K, n_train, d]
     seeds : sequence of int
         Replica k's RNG key (initial weights, held-out split, every draw).
@@ -317,7 +323,7 @@ def bytes_per_event(name: str, architecture: Mapping, dim: int) -> int:
     (3 bins per coordinate; 13.7 kB measured in d = 5 with 8 bins, estimated 23 kB); flow
     matching's by the RK4 stages of the velocity field (~16 hidden-sized tensors).
     """
-    hidden = int(architecture.get("hidden", 64))
-    if name == "flow":
-        return 4 * (40 * dim * 3 * int(architecture.get("bins", 8)) + 8 * hidden)
+    hidden = int(architecture["hidden"])
+    if _model(name).likelihood:
+        return 4 * (40 * dim * 3 * int(architecture["bins"]) + 8 * hidden)
     return 4 * 16 * hidden
