@@ -6,9 +6,10 @@ import pytest
 from ganplify.generators.base import ReplicaFit
 from ganplify.generators.fit import PARAMETERS, Fit, fit_camel_back, fit_radius, mixture_cdf
 from ganplify.metrics import quantiles as qt
-from ganplify.metrics.evaluation import draw_in_chunks, prefix_mse
+from ganplify.metrics.evaluation import draw_in_chunks
 from ganplify.study.data import training_set
 from ganplify.truth.shells import GaussianShell
+from tests.helpers import prefix_mse
 
 TRUTH = {"mu1": -4.0, "sigma1": 1.0, "mu2": 4.0, "sigma2": 1.0, "frac": 0.5}
 

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 from ganplify.metrics import quantiles as qt
-from ganplify.metrics.evaluation import PrefixMSE, draw_in_chunks, prefix_mse, replica_table
+from ganplify.metrics.evaluation import PrefixMSE, draw_in_chunks, replica_table
 from ganplify.truth.shells import GaussianShell
+from tests.helpers import prefix_mse
 
 
 def test_prefix_mse_equals_direct_computation_for_any_chunking():

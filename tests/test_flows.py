@@ -190,3 +190,20 @@ def test_bench_measures_the_density_models_and_rejects_unknown_ones(capsys):
         ("flow", "ensemble", "2"), ("flow_matching", "ensemble", "2")}
     assert bench.main(["--generators", "kde"]) == 2
     assert "allowed are gan, flow, flow_matching" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", sorted(flows.MODELS))
+def test_epoch_hook_sees_the_weights_of_chosen_epochs(name):
+    """The shared epoch loop calls the hook after each chosen epoch with weights that
+    `generate` takes; at the last epoch they are the final weights."""
+    data = np.random.default_rng(3).normal(size=(2, 30, 2))
+    seen = {}
+    result = flows.train_ensemble(name, data, [4, 5], {"epochs": 6, "hidden": 8},
+                                  device="cpu", hook=lambda e, w: seen.setdefault(e, w),
+                                  hook_epochs={2, 6, 99})
+    assert sorted(seen) == [2, 6]
+    for final, hooked in zip(result.generator_weights, seen[6], strict=True):
+        for key, value in hooked.items():
+            torch.testing.assert_close(value, final[key], rtol=0, atol=0)
+    assert any(not torch.equal(seen[2][0][k], seen[6][0][k]) for k in seen[2][0]
+               if k not in ("shift", "scale"))

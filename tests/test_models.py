@@ -13,6 +13,7 @@ from ganplify import rng
 from ganplify.bench import plain as plain_ref
 from ganplify.generators.neural import layers as ens_layers
 from ganplify.generators.neural.gan import networks as models
+from tests import helpers
 
 SMALL = {"noise_dim": 12, "hidden": 16, "layers": 3, "embedding": 5}
 
@@ -23,8 +24,8 @@ def _count(module: torch.nn.Module) -> int:
 
 def test_paper_parameter_counts_d1():
     arch = models.Architecture(dim=1)
-    assert models.generator_parameter_count(arch) == 651_265
-    assert models.discriminator_parameter_count(arch) == 478_241
+    assert helpers.generator_parameter_count(arch) == 651_265
+    assert helpers.discriminator_parameter_count(arch) == 478_241
     assert _count(plain_ref.PlainGenerator(arch)) == 651_265
     assert _count(plain_ref.PlainDiscriminator(arch)) == 478_241
     assert _count(models.EnsembleGenerator(arch, 3)) == 3 * 651_265
@@ -36,17 +37,17 @@ def test_paper_parameter_counts_d1():
 def test_parameter_count_formula(dim, set_input):
     for arch in (models.Architecture(dim=dim, set_input=set_input),
                  models.Architecture(dim=dim, set_input=set_input, **SMALL)):
-        assert models.generator_parameter_count(arch) == _count(plain_ref.PlainGenerator(arch))
-        assert models.discriminator_parameter_count(arch) == _count(
+        assert helpers.generator_parameter_count(arch) == _count(plain_ref.PlainGenerator(arch))
+        assert helpers.discriminator_parameter_count(arch) == _count(
             plain_ref.PlainDiscriminator(arch)
         )
-        assert ens_layers.parameter_count(arch.generator_layers) == _count(
+        assert helpers.parameter_count(arch.generator_layers) == _count(
             models.EnsembleGenerator(arch, 1)
         )
     # d enters the generator's output layer and the discriminator's two input layers
     paper = models.Architecture(dim=dim)
-    assert models.generator_parameter_count(paper) == 651_265 + 257 * (dim - 1)
-    assert models.discriminator_parameter_count(paper) == 478_241 + 2 * 256 * (dim - 1)
+    assert helpers.generator_parameter_count(paper) == 651_265 + 257 * (dim - 1)
+    assert helpers.discriminator_parameter_count(paper) == 478_241 + 2 * 256 * (dim - 1)
 
 
 def test_paper_layer_structure():

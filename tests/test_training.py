@@ -32,6 +32,7 @@ from ganplify.generators.neural.gan import training
 from ganplify.metrics.quantiles import Binning, CellCounter, mse_from_counts
 from ganplify.streams import GanStream
 from ganplify.truth.shells import GaussianShell
+from tests import helpers
 
 CPU = torch.device("cpu")
 # small networks for everything that trains; the paper's sizes are tested in test_models.py
@@ -562,7 +563,7 @@ def test_save_and_load_generator(tmp_path):
     loaded = neural_io.load_generator(path)
     assert loaded.keys() == weights[0].keys()
     assert all(torch.equal(loaded[n], weights[0][n]) for n in loaded)
-    meta = neural_io.generator_metadata(path)
+    meta = helpers.generator_metadata(path)
     assert meta["seed"] == "1" and meta["format"] == neural_io.GENERATOR_FORMAT
     stacked = training.stack_generators([loaded, weights[1]], "cpu")
     assert torch.equal(ens_layers.replica_state_dict(stacked, 1)["out.weight"],
@@ -593,3 +594,15 @@ def test_short_training_lowers_the_quantile_mse():
     delta = mses(before) - mses(result.generator_weights)  # paired by replica
     # the improvement must exceed 3 standard errors of its replica-to-replica spread
     assert delta.mean() > 3 * delta.std(ddof=1) / np.sqrt(k), delta
+
+
+def test_epoch_hook_sees_the_generator_of_chosen_epochs():
+    seen = {}
+    config = replace(TINY, epochs=4)
+    result = _train(_data(2), [1, 2], config, hook=lambda e, w: seen.setdefault(e, w),
+                    hook_epochs=(1, 4))
+    assert sorted(seen) == [1, 4]
+    for final, hooked in zip(result.generator_weights, seen[4], strict=True):
+        assert final.keys() == hooked.keys()
+        assert all(torch.equal(final[k], hooked[k]) for k in final)
+    assert not all(torch.equal(seen[1][0][k], seen[4][0][k]) for k in seen[1][0])

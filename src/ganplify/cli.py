@@ -15,6 +15,7 @@ from pathlib import Path
 
 import yaml
 
+from ganplify.results import layout
 from ganplify.results.io import ResultsError
 from ganplify.study import config as cfg
 
@@ -41,7 +42,7 @@ def _load_spec(text: str) -> dict:
 
 
 def _study_config(results: Path) -> dict:
-    path = results / "config.yaml"
+    path = results / layout.CONFIG
     if not path.is_file():
         raise ResultsError(f"{path}: missing; is {results} a ganplify results folder?")
     try:
@@ -154,12 +155,12 @@ def cmd_aggregate(args: argparse.Namespace) -> int:
     limits = rb.limits_table(table, agg["pass_probability"])
     for t in (table, limits):
         t["n_generated"] = amp.format_counts(t["n_generated"])
-    (results / "tables").mkdir(exist_ok=True)
-    write_csv(results / "tables" / "mse.csv", mse)
-    write_csv(results / "tables" / "replicas.csv", replicas)
-    write_csv(results / "tables" / "amplification.csv", table)
-    write_csv(results / "tables" / "robustness.csv", rb.realised_table(mse, agg["robust_cl"]))
-    write_csv(results / "tables" / "robustness_limits.csv", limits)
+    (results / layout.TABLES_DIR).mkdir(exist_ok=True)
+    write_csv(results / layout.table("mse"), mse)
+    write_csv(results / layout.table("replicas"), replicas)
+    write_csv(results / layout.table("amplification"), table)
+    write_csv(results / layout.table("robustness"), rb.realised_table(mse, agg["robust_cl"]))
+    write_csv(results / layout.table("robustness_limits"), limits)
     n_failed = int((replicas["status"] != "done").sum())
     print(f"aggregated {len(replicas)} replicas ({n_failed} failed) into {len(table)} rows")
     return 0
@@ -176,9 +177,9 @@ def cmd_fit_uncertainty(args: argparse.Namespace) -> int:
         raise ResultsError(f"study {config['study']!r} runs no {fu.GENERATOR!r} generator: "
                            "no fit tables to write")
     uncertainty, parameters = fu.fit_tables(results, study.plan(config))
-    (results / "tables").mkdir(exist_ok=True)
+    (results / layout.TABLES_DIR).mkdir(exist_ok=True)
     for name, table in zip(fu.TABLES, (uncertainty, parameters), strict=True):
-        write_csv(results / "tables" / f"{name}.csv", table)
+        write_csv(results / layout.table(name), table)
     print(f"fit uncertainty: {len(uncertainty)} binning rows, {len(parameters)} parameter rows")
     return 0
 
@@ -253,7 +254,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
     from ganplify.analysis.amplification import read_amplification
 
-    table = read_amplification(Path(args.results) / "tables" / "amplification.csv")
+    table = read_amplification(Path(args.results) / layout.table("amplification"))
     if args.generator:
         table = table[table["generator"].isin(args.generator)]
     cols = ["dim", "n_train", "generator", "binning", "n_quantiles", "n_generated",

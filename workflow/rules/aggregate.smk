@@ -10,7 +10,7 @@ localrules:
 
 rule config_snapshot:
     output:
-        f"{RESULTS}/config.yaml",
+        CONFIG,
     params:
         config=json.dumps(STUDY, separators=(",", ":")),
     log:
@@ -23,18 +23,18 @@ rule config_snapshot:
 
 rule aggregate:
     input:
-        config=f"{RESULTS}/config.yaml",
+        config=CONFIG,
         flags=evaluated_flags(),
     output:
-        mse=f"{RESULTS}/tables/mse.csv",
+        mse=TABLE["mse"],
         amplification=report(
-            f"{RESULTS}/tables/amplification.csv",
+            TABLE["amplification"],
             caption="../report/amplification.rst",
             category="Tables",
         ),
-        replicas=f"{RESULTS}/tables/replicas.csv",
-        robustness=f"{RESULTS}/tables/robustness.csv",
-        robustness_limits=f"{RESULTS}/tables/robustness_limits.csv",
+        replicas=TABLE["replicas"],
+        robustness=TABLE["robustness"],
+        robustness_limits=TABLE["robustness_limits"],
     log:
         f"{RESULTS}/logs/aggregate.log",
     params:
@@ -46,18 +46,18 @@ rule aggregate:
 
 
 # The fit's MSE as bias and variance, its HESSE errors against its replica spread
-# (ganplify.fit_uncertainty); requested only when the study runs the fit (FIT_TABLES).
+# (ganplify.analysis.fit_uncertainty); requested only when the study runs the fit (FIT_TABLES).
 rule fit_uncertainty:
     input:
-        config=f"{RESULTS}/config.yaml",
+        config=CONFIG,
         flags=fit_flags(),
     output:
         uncertainty=report(
-            f"{RESULTS}/tables/fit_uncertainty.csv",
+            TABLE["fit_uncertainty"],
             caption="../report/fit_uncertainty_table.rst",
             category="Tables",
         ),
-        parameters=f"{RESULTS}/tables/fit_parameters.csv",
+        parameters=TABLE["fit_parameters"],
     log:
         f"{RESULTS}/logs/fit_uncertainty.log",
     params:
@@ -72,7 +72,7 @@ rule provenance:
     input:
         rules.aggregate.output,
     output:
-        f"{RESULTS}/provenance.json",
+        f"{RESULTS}/{glayout.PROVENANCE}",
     log:
         f"{RESULTS}/logs/provenance.log",
     params:
@@ -90,7 +90,7 @@ rule manifest:
         FIT_TABLES,
         [f for name in FIGURES for f in figure_files(name)],
     output:
-        f"{RESULTS}/MANIFEST.sha256",
+        f"{RESULTS}/{glayout.MANIFEST}",
     log:
         f"{RESULTS}/logs/manifest.log",
     params:

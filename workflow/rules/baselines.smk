@@ -5,7 +5,7 @@
 
 rule baseline:
     output:
-        f"{RESULTS}/replicas/{{setting}}/{{chunk}}.eval-{{ehash}}.json",
+        EVALUATED_FLAG,
     wildcard_constraints:
         setting=setting_regex(neural=False),
     params:

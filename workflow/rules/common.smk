@@ -10,6 +10,7 @@ from ganplify.study import config as gconfig
 from ganplify import figures as gfigures
 from ganplify.analysis import fit_uncertainty as gfit_uncertainty
 from ganplify import generators as ggenerators
+from ganplify.results import layout as glayout
 from ganplify import slurm as gslurm
 from ganplify.study import plan as gstudy
 
@@ -23,27 +24,31 @@ CHUNKS = gstudy.plan(STUDY)
 FIGURES = gfigures.planned(STUDY)
 # tables/fit_uncertainty.csv and tables/fit_parameters.csv, where the study runs the fit
 FIT_TABLES = (
-    [f"{RESULTS}/tables/{t}.csv" for t in gfit_uncertainty.TABLES]
+    [f"{RESULTS}/{glayout.table(t)}" for t in gfit_uncertainty.TABLES]
     if gfit_uncertainty.applies(STUDY)
     else []
 )
 # (setting folder, chunk name) -> chunk, for the rules' parameter lookups
-_CHUNK_BY_KEY = {(c.setting.relpath.removeprefix("replicas/"), c.name): c for c in CHUNKS}
-
-
-def _generator_regex(neural):
-    names = [n for n, g in ggenerators.REGISTRY.items() if g.neural == neural]
-    return f"(?:{'|'.join(names or ['(?!)'])})"
+_CHUNK_BY_KEY = {
+    (c.setting.relpath.removeprefix(f"{glayout.REPLICAS}/"), c.name): c for c in CHUNKS
+}
+CONFIG = f"{RESULTS}/{glayout.CONFIG}"
+TABLE = {name: f"{RESULTS}/{glayout.table(name)}" for name in glayout.TABLES}
+# job flags with the rules' wildcards (setting: the folder below replicas/)
+SETTING = f"{RESULTS}/{glayout.REPLICAS}/{{setting}}"
+TRAINED_FLAG = glayout.trained_flag(SETTING, "{chunk}")
+EVALUATED_FLAG = glayout.evaluated_flag(SETTING, "{chunk}", "{ehash}")
 
 
 wildcard_constraints:
-    chunk=r"seeds\d+-\d+",
-    ehash=r"[0-9a-f]{8}",
+    chunk=glayout.CHUNK_PATTERN,
+    ehash=glayout.EHASH_PATTERN,
 
 
 def setting_regex(neural):
     """Wildcard pattern of a setting folder whose generator is (not) neural."""
-    return rf"[A-Za-z0-9_]+-d\d+/n\d+/{_generator_regex(neural)}-[0-9a-f]{{10}}"
+    names = [n for n, g in ggenerators.REGISTRY.items() if g.neural == neural]
+    return glayout.setting_pattern(names)
 
 
 def chunk_of(wildcards):
@@ -118,22 +123,22 @@ def fit_flags():
     return [
         f"{RESULTS}/{c.evaluated_flag}"
         for c in CHUNKS
-        if c.setting.generator == gfit_uncertainty.GENERATOR
+        if ggenerators.get(c.setting.generator).fit_parameters
     ]
 
 
 def figure_tables(name):
     """The tables a figure is drawn from."""
-    return [f"{RESULTS}/tables/{t}.csv" for t in gfigures.FIGURES[name].tables]
+    return [f"{RESULTS}/{glayout.table(t)}" for t in gfigures.FIGURES[name].tables]
 
 
 def figure_files(name):
-    return [f"{RESULTS}/figures/{name}.png", f"{RESULTS}/figures/{name}.pdf"]
+    return [f"{RESULTS}/{glayout.figure(name, s)}" for s in ("png", "pdf")]
 
 
 def final_outputs():
-    out = [f"{RESULTS}/config.yaml", f"{RESULTS}/provenance.json", f"{RESULTS}/MANIFEST.sha256"]
-    out += [f"{RESULTS}/tables/{t}.csv" for t in ("mse", "amplification", "replicas")]
+    out = [f"{RESULTS}/{f}" for f in (glayout.CONFIG, glayout.PROVENANCE, glayout.MANIFEST)]
+    out += [f"{RESULTS}/{glayout.table(t)}" for t in ("mse", "amplification", "replicas")]
     out += FIT_TABLES
     for name in FIGURES:
         out += figure_files(name)

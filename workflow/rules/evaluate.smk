@@ -5,9 +5,9 @@
 
 rule evaluate:
     input:
-        ancient(f"{RESULTS}/replicas/{{setting}}/{{chunk}}.trained.json"),
+        ancient(TRAINED_FLAG),
     output:
-        f"{RESULTS}/replicas/{{setting}}/{{chunk}}.eval-{{ehash}}.json",
+        EVALUATED_FLAG,
     wildcard_constraints:
         setting=setting_regex(neural=True),
     params:

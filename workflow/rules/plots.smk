@@ -11,11 +11,11 @@ for _figure in FIGURES:
             figure_tables(_figure),
         output:
             report(
-                f"{RESULTS}/figures/{_figure}.png",
+                f"{RESULTS}/{glayout.figure(_figure, 'png')}",
                 caption=f"../report/{_figure}.rst",
                 category="Figures",
             ),
-            f"{RESULTS}/figures/{_figure}.pdf",
+            f"{RESULTS}/{glayout.figure(_figure, 'pdf')}",
         params:
             figure=_figure,
             results=results_root,

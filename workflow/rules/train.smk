@@ -6,7 +6,7 @@
 
 rule train:
     output:
-        f"{RESULTS}/replicas/{{setting}}/{{chunk}}.trained.json",
+        TRAINED_FLAG,
     wildcard_constraints:
         setting=setting_regex(neural=True),
     params:

@@ -21,6 +21,7 @@ from ganplify import generators
 from ganplify.analysis import robustness as rb
 from ganplify.metrics import quantiles as qt
 from ganplify.metrics.evaluation import MSE_COLUMNS
+from ganplify.results import layout
 from ganplify.results.io import ResultsError, read_json
 from ganplify.study.data import stable_id
 from ganplify.study.plan import Chunk
@@ -89,7 +90,7 @@ def collect(results: str | Path, chunks: Sequence[Chunk]) -> tuple[pd.DataFrame,
         s = chunk.setting
         for seed in chunk.seeds:
             rdir = results / s.replica_dir(seed)
-            status = read_json(rdir / "status.json")
+            status = read_json(rdir / layout.STATUS)
             if status.get("phash") != s.phash or status.get("seed") != seed:
                 raise ResultsError(
                     f"{rdir / 'status.json'}: belongs to another setting or seed "
@@ -100,7 +101,7 @@ def collect(results: str | Path, chunks: Sequence[Chunk]) -> tuple[pd.DataFrame,
                          status.get("spread_ratio", np.nan), s.replica_dir(seed)))
             if status["status"] != "done":
                 continue
-            table = read_mse_table(rdir / "mse.csv")
+            table = read_mse_table(rdir / layout.MSE)
             expected = {
                 (b.coordinate, b.n_quantiles, n)
                 for b in chunk.binnings

@@ -35,6 +35,7 @@ import pandas as pd
 from ganplify.generators.fit import Fit, fit_probabilities
 from ganplify.metrics import quantiles as qt
 from ganplify.metrics.quantiles import Binning, CellCounter
+from ganplify.results import layout
 from ganplify.results.io import ResultsError, read_json
 from ganplify.study import config as cfg
 from ganplify.study.plan import Chunk, Setting
@@ -176,7 +177,7 @@ def read_fit(path: str | Path, names: Sequence[str]) -> tuple[np.ndarray, np.nda
 
 def _replica_done(results: Path, setting: Setting, seed: int) -> bool:
     """Whether a replica finished, from its status.json (checked to belong to the setting)."""
-    path = results / setting.replica_dir(seed) / "status.json"
+    path = results / setting.replica_dir(seed) / layout.STATUS
     status = read_json(path)
     if not isinstance(status, dict) or status.get("phash") != setting.phash \
             or status.get("seed") != seed:
@@ -199,7 +200,7 @@ def collect(results: str | Path, chunks: Sequence[Chunk]) -> list[FitReplicas]:
             if not _replica_done(results, setting, seed):
                 failed += 1
                 continue
-            fits.append(read_fit(results / setting.replica_dir(seed) / "fit.json", names))
+            fits.append(read_fit(results / setting.replica_dir(seed) / layout.FIT_INFO, names))
         p = len(names)
         values, errors, covs = (
             (np.stack(x) for x in zip(*fits, strict=True)) if fits

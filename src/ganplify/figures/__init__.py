@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ganplify import generators
+from ganplify.results import layout
 from ganplify.results.io import ResultsError, read_json
 from ganplify.study import config as cfg
 
@@ -100,7 +101,7 @@ def _setting(config: Mapping, dim: int, n_train: int, generator: str):
 
 
 def _done(results: Path, setting, seed: int) -> bool:
-    path = results / setting.replica_dir(seed) / "status.json"
+    path = results / setting.replica_dir(seed) / layout.STATUS
     return path.is_file() and read_json(path).get("status") == "done"
 
 
@@ -132,7 +133,7 @@ def _fig1(results: Path, config: Mapping, table, stem: Path) -> list[Path]:
     fit_values = None
     fit = _setting(config, 1, n_train, style.first_with("fit_parameters"))
     if fit is not None and _done(results, fit, seed):
-        fit_values = read_json(results / fit.replica_dir(seed) / "fit.json")["values"]
+        fit_values = read_json(results / fit.replica_dir(seed) / layout.FIT_INFO)["values"]
     model = _model_sample(results, config, 1, n_train, seed, 100_000)
     train = study_data.training_set(make_target(shown_target(config), 1), n_train, seed)
     return paper.truth_figure(
@@ -231,7 +232,7 @@ def _losses(results: Path, config: Mapping, table, stem: Path) -> list[Path]:
             continue
         frames = []
         for seed in cfg.replica_seeds(config, s.dim, s.generator):
-            path = results / s.replica_dir(seed) / "losses.csv"
+            path = results / s.replica_dir(seed) / layout.LOSSES
             if path.is_file():
                 frames.append(pd.read_csv(path).assign(seed=seed))
         if frames:
@@ -269,7 +270,7 @@ def _chi2_pass(results: Path, config: Mapping, table, stem: Path) -> list[Path]:
     from ganplify.figures import robustness as robustness_plot
 
     agg = config["aggregate"]
-    realised = rb.read_table(results / "tables" / "robustness.csv", rb.REALISED_COLUMNS)
+    realised = rb.read_table(results / layout.table("robustness"), rb.REALISED_COLUMNS)
     return robustness_plot.pass_fraction_figure(
         realised[realised["target"] == shown_target(config)], stem, cl=agg["robust_cl"],
         pass_probabilities=agg["pass_probability"])
@@ -280,7 +281,7 @@ def _fit_uncertainty(results: Path, config: Mapping, table, stem: Path) -> list[
     from ganplify.figures import families
 
     uncertainty, parameters = (
-        fu.read_table(results / "tables" / f"{name}.csv", columns)
+        fu.read_table(results / layout.table(name), columns)
         for name, columns in zip(fu.TABLES, (fu.UNCERTAINTY_COLUMNS, fu.PARAMETER_COLUMNS),
                                  strict=True)
     )
@@ -343,7 +344,7 @@ def draw(name: str, results: Path, config: Mapping, stem: Path) -> list[Path]:
     if name not in planned(config):
         raise ResultsError(f"figure {name!r} does not apply to study {config['study']!r}")
     figure = FIGURES[name]
-    table = read_amplification(results / "tables" / "amplification.csv")
+    table = read_amplification(results / layout.table("amplification"))
     if not figure.all_targets:
         table = table[table["target"] == shown_target(config)]
     return figure.draw(results, config, table, stem)

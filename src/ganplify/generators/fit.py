@@ -21,6 +21,7 @@ from scipy import special
 
 from ganplify.generators.base import Generator, ReplicaFit
 from ganplify.metrics.quantiles import CellCounter
+from ganplify.results import layout
 from ganplify.truth.shells import GaussianShell, Shell
 
 
@@ -37,7 +38,7 @@ class Fit(Generator):
                                   "d=1, radial profile in d>=2")
     exact: ClassVar[bool] = True
     fit_parameters: ClassVar[bool] = True
-    replica_files: ClassVar[tuple[str, ...]] = ("fit.json",)
+    replica_files: ClassVar[tuple[str, ...]] = (layout.FIT_INFO,)
 
     def label_for(self, dim: int | None) -> str:
         return "radial fit (2 parameters)" if dim is not None and dim > 1 else self.label

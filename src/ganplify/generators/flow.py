@@ -12,6 +12,7 @@ import numpy as np
 
 from ganplify.generators.base import Generator, schema_fragment
 from ganplify.generators.neural.sampling import trained_sampler
+from ganplify.results import layout
 
 
 class Flow(Generator):
@@ -30,7 +31,7 @@ class Flow(Generator):
     dim_options: ClassVar[bool] = True
     history_columns: ClassVar[tuple[str, ...]] = ("train_loss", "val_loss")
     weights_file: ClassVar[str] = "model.safetensors"
-    replica_files: ClassVar[tuple[str, ...]] = ("model.safetensors", "losses.csv")
+    replica_files: ClassVar[tuple[str, ...]] = ("model.safetensors", layout.LOSSES)
     options_schema: ClassVar[dict] = schema_fragment("""
       epochs:
         type: integer
@@ -99,11 +100,13 @@ class Flow(Generator):
         return None
 
     def train(self, train_sets: np.ndarray, seeds: Sequence[int], options: dict,
-              runtime: dict, device: str, checkpoints: Sequence[Path], config_hash: str):
+              runtime: dict, device: str, checkpoints: Sequence[Path], config_hash: str,
+              hook=None, hook_epochs=()):
         """Train the replicas as one ensemble; short, so no checkpoints."""
         from ganplify.generators.neural.flows import training as flows
 
-        return flows.train_ensemble(self.name, train_sets, seeds, options, device=device)
+        return flows.train_ensemble(self.name, train_sets, seeds, options, device=device,
+                                    hook=hook, hook_epochs=hook_epochs)
 
     def weights_metadata(self, options: dict) -> dict[str, str]:
         from ganplify.generators.neural.flows import training as flows

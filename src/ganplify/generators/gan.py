@@ -11,6 +11,7 @@ import numpy as np
 
 from ganplify.generators.base import Generator, schema_fragment
 from ganplify.generators.neural.sampling import trained_sampler
+from ganplify.results import layout
 
 
 class Gan(Generator):
@@ -35,7 +36,7 @@ class Gan(Generator):
     history_columns: ClassVar[tuple[str, ...]] = ("d_loss", "g_loss", "penalty")
     weights_file: ClassVar[str] = "generator.safetensors"
     replica_files: ClassVar[tuple[str, ...]] = (
-        "generator.safetensors", "losses.csv", "checkpoint.safetensors", "checkpoint.json",
+        "generator.safetensors", layout.LOSSES, *layout.CHECKPOINT_FILES,
     )
     options_schema: ClassVar[dict] = schema_fragment("""
       epochs:
@@ -143,7 +144,8 @@ class Gan(Generator):
     """)
 
     def train(self, train_sets: np.ndarray, seeds: Sequence[int], options: dict,
-              runtime: dict, device: str, checkpoints: Sequence[Path], config_hash: str):
+              runtime: dict, device: str, checkpoints: Sequence[Path], config_hash: str,
+              hook=None, hook_epochs=()):
         """Train the replicas as one ensemble
         (`ganplify.generators.neural.gan.training.train_ensemble`)."""
         from ganplify.generators.neural.gan import config as gan_config
@@ -151,7 +153,8 @@ class Gan(Generator):
 
         config = gan_config.GanConfig.from_mapping({**options, **runtime})
         return training.train_ensemble(train_sets, seeds, config, device=device,
-                                       checkpoints=checkpoints, config_hash=config_hash)
+                                       checkpoints=checkpoints, config_hash=config_hash,
+                                       hook=hook, hook_epochs=hook_epochs)
 
     def weights_metadata(self, options: dict) -> dict[str, str]:
         return {}

@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ganplify.generators.base import Generator, ReplicaFit, replica_training_set, schema_fragment
+from ganplify.results import layout
 from ganplify.truth.shells import Shell
 
 
@@ -70,7 +71,7 @@ class Kde(Generator):
           kernel bandwidth factor (times the training set's covariance): cv (leave-one-out
           likelihood cross-validation), scott (n**(-1/(d+4))), silverman, or a number > 0
     """)
-    replica_files: ClassVar[tuple[str, ...]] = ("fit.json",)  # the chosen bandwidth
+    replica_files: ClassVar[tuple[str, ...]] = (layout.FIT_INFO,)  # the chosen bandwidth
 
     @staticmethod
     def _kde(x: np.ndarray, options: dict):

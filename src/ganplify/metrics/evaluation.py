@@ -97,13 +97,6 @@ def draw_in_chunks(
         done += m
 
 
-def prefix_mse(
-    chunks: Iterable[np.ndarray], counter: CellCounter, n_grid: Sequence[int]
-) -> np.ndarray:
-    """MSE of the first n events for every n in ``n_grid`` (sorted) and every binning."""
-    return evaluate_stream(chunks, counter, n_grid).result()
-
-
 def evaluate_stream(
     chunks: Iterable[np.ndarray], counter: CellCounter, n_grid: Sequence[int]
 ) -> PrefixMSE:

@@ -14,12 +14,13 @@ from ganplify.analysis.amplification import (
     read_amplification,
 )
 from ganplify.metrics.evaluation import MSE_COLUMNS
+from ganplify.results import layout
 from ganplify.results.io import ResultsError
 from ganplify.study import config as cfg
 
 
 def check_config(root: Path) -> list[str]:
-    path = root / "config.yaml"
+    path = root / layout.CONFIG
     if not path.is_file():
         return ["config.yaml: missing"]
     try:
@@ -33,13 +34,13 @@ def _aggregate_config(root: Path) -> dict | None:
     """The study's aggregate block, or None when its config is invalid (`check_config` says
     why)."""
     try:
-        return cfg.load(root / "config.yaml")["aggregate"]
+        return cfg.load(root / layout.CONFIG)["aggregate"]
     except cfg.ConfigError:
         return None
 
 
 def check_amplification(root: Path) -> list[str]:
-    path = root / "tables" / "amplification.csv"
+    path = root / layout.table("amplification")
     if not path.is_file():
         return ["tables/amplification.csv: missing"]
     try:
@@ -79,7 +80,7 @@ def check_robustness(root: Path) -> list[str]:
     for name, columns in (("robustness", rb.REALISED_COLUMNS),
                           ("robustness_limits", rb.LIMIT_COLUMNS)):
         try:
-            table = rb.read_table(root / "tables" / f"{name}.csv", columns)
+            table = rb.read_table(root / layout.table(name), columns)
         except (ResultsError, ValueError) as exc:
             problems.append(str(exc).replace(f"{root}/", ""))
             continue
@@ -91,7 +92,7 @@ def check_robustness(root: Path) -> list[str]:
 
 
 def _check_columns(root: Path, name: str, columns: list[str]) -> list[str]:
-    path = root / "tables" / name
+    path = root / layout.TABLES_DIR / name
     if not path.is_file():
         return [f"tables/{name}: missing"]
     try:
@@ -117,7 +118,7 @@ def check_fit_tables(root: Path) -> list[str]:
 
     columns = dict(zip(fu.TABLES, (fu.UNCERTAINTY_COLUMNS, fu.PARAMETER_COLUMNS), strict=True))
     return [problem for name, cols in columns.items()
-            if (root / "tables" / f"{name}.csv").is_file()
+            if (root / layout.table(name)).is_file()
             for problem in _check_columns(root, f"{name}.csv", cols)]
 
 

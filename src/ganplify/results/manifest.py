@@ -1,17 +1,5 @@
-"""The results-folder contract (which files may exist), MANIFEST.sha256, and `ganplify verify`.
-
-    results/<study>/
-      config.yaml  provenance.json  MANIFEST.sha256  report.html (optional)
-      replicas/<target>-d<d>/n<n_train>/<generator>-<hash>/
-          params.json  seeds<a>-<b>.trained.json  seeds<a>-<b>.eval-<hash>.json
-          seed<k>/status.json  mse.csv  fit.json  generator.safetensors (gan)
-                   model.safetensors (flow, flow_matching)  losses.csv
-      tables/mse.csv  tables/amplification.csv  tables/replicas.csv
-      tables/robustness.csv  tables/robustness_limits.csv
-      tables/fit_uncertainty.csv  tables/fit_parameters.csv  (studies with the fit)
-      figures/<name>.png|.pdf
-      logs/...  (job logs; not checksummed)
-"""
+"""MANIFEST.sha256 and `ganplify verify`: every file of a results folder belongs to its
+contract (`ganplify.results.layout`) and matches its checksum."""
 
 from __future__ import annotations
 
@@ -20,41 +8,14 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
+from ganplify import generators
+from ganplify.results import layout
 from ganplify.results.io import ResultsError, atomic_write_text, sha256_file
 
-MANIFEST = "MANIFEST.sha256"
-
-
-# Every file a results folder may hold, relative to its root.
-_NAME = r"[A-Za-z0-9_]+"
-
-
-CONTRACT_PATTERNS = [
-    r"config\.yaml",
-    r"provenance\.json",
-    r"merged_from\.json",
-    r"MANIFEST\.sha256",
-    r"report\.(html|zip)",
-    r"tables/(mse|amplification|replicas|robustness|robustness_limits|fit_uncertainty"
-    r"|fit_parameters)\.csv",
-    rf"figures/{_NAME}\.(png|pdf)",
-    rf"replicas/{_NAME}-d\d+/n\d+/{_NAME}-[0-9a-f]{{10}}/params\.json",
-    rf"replicas/{_NAME}-d\d+/n\d+/{_NAME}-[0-9a-f]{{10}}/seeds\d+-\d+\.(trained|eval-[0-9a-f]{{8}})\.json",
-    rf"replicas/{_NAME}-d\d+/n\d+/{_NAME}-[0-9a-f]{{10}}/seed\d+/"
-    r"(status\.json|mse\.csv|fit\.json|generator\.safetensors|model\.safetensors|losses\.csv"
-    r"|checkpoint\.safetensors|checkpoint\.json)",
-    r"logs/.+",
-]
-
-
+MANIFEST = layout.MANIFEST
+CONTRACT_PATTERNS = layout.contract_patterns(generators.REGISTRY)
 _CONTRACT_RE = re.compile("|".join(f"(?:{p})" for p in CONTRACT_PATTERNS))
-
-
-# Not listed in the manifest: the manifest itself, logs, a report made after the run, and
-# training checkpoints (they exist only while a replica is unfinished).
-_UNLISTED_RE = re.compile(
-    r"MANIFEST\.sha256|logs/.+|report\.(html|zip)|.*/checkpoint\.(safetensors|json)"
-)
+_UNLISTED_RE = re.compile(layout.unlisted_pattern())
 
 
 def folder_files(root: str | Path) -> list[str]:

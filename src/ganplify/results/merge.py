@@ -22,6 +22,7 @@ from pathlib import Path
 import yaml
 
 from ganplify import generators
+from ganplify.results import layout
 from ganplify.results.io import ResultsError, atomic_write_text, read_json, write_json
 from ganplify.results.provenance import now
 from ganplify.study import config as cfg
@@ -32,7 +33,7 @@ SEED_KEYS = ("study", "seeds")
 
 
 # The sources' provenance, kept in the merged folder.
-MERGED_FROM = "merged_from.json"
+MERGED_FROM = layout.MERGED_FROM
 
 
 class MergeError(ResultsError):
@@ -151,7 +152,7 @@ def _plan_copies(sources: Sequence[Path], into: Path) -> list[tuple[Path, Path]]
 
 def _finished(into: Path, chunk: study.Chunk, evaluated: bool) -> bool:
     for seed in chunk.seeds:
-        path = into / chunk.setting.replica_dir(seed) / "status.json"
+        path = into / chunk.setting.replica_dir(seed) / layout.STATUS
         if not path.is_file():
             return False
         status = read_json(path)
@@ -174,7 +175,7 @@ def merge(sources: Sequence[Path], into: Path) -> dict:
         raise MergeError(f"{into} exists and is not empty")
     configs = []
     for src in sources:
-        path = src / "config.yaml"
+        path = src / layout.CONFIG
         if not path.is_file():
             raise MergeError(f"{path}: missing; is {src} a ganplify results folder?")
         try:
@@ -186,13 +187,13 @@ def merge(sources: Sequence[Path], into: Path) -> dict:
     for src, dest in copies:
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(src, dest)
-    atomic_write_text(into / "config.yaml", yaml.safe_dump(config, sort_keys=False))
+    atomic_write_text(into / layout.CONFIG, yaml.safe_dump(config, sort_keys=False))
     write_json(into / MERGED_FROM, {
         "merged": now(),
         "sources": [
             {"path": str(src),
-             "provenance": read_json(src / "provenance.json")
-             if (src / "provenance.json").is_file() else None}
+             "provenance": read_json(src / layout.PROVENANCE)
+             if (src / layout.PROVENANCE).is_file() else None}
             for src in sources
         ],
     })

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ganplify import generators, slurm
+from ganplify.results import layout
 from ganplify.results.io import ResultsError, read_json
 from ganplify.study import plan as study
 
@@ -37,9 +38,9 @@ def _json_or_none(path: Path) -> dict | None:
 
 def _log_tail(results: Path, chunk: study.Chunk, rule: str) -> str:
     """The last line of a chunk job's log that says what went wrong, or ''."""
-    setting = chunk.setting.relpath.removeprefix("replicas/")
+    setting = chunk.setting.relpath.removeprefix(f"{layout.REPLICAS}/")
     name = chunk.name if rule == "train" else f"{chunk.name}.eval-{chunk.ehash}"
-    log = results / "logs" / rule / setting / f"{name}.log"
+    log = results / layout.LOGS_DIR / rule / setting / f"{name}.log"
     if not log.is_file():
         return ""
     lines = [ln.strip() for ln in log.read_text(errors="replace").splitlines() if ln.strip()]
@@ -66,7 +67,7 @@ def replica_states(
         evaluated = (results / chunk.evaluated_flag).is_file()
         for seed in chunk.seeds:
             rdir = results / s.replica_dir(seed)
-            status = _json_or_none(rdir / "status.json")
+            status = _json_or_none(rdir / layout.STATUS)
             if status is not None and status.get("phash") != s.phash:
                 status = None
             if status is not None and status["status"] == "failed":
@@ -78,7 +79,7 @@ def replica_states(
             rule = "train" if gen.neural else "baseline"
             if status is not None:  # trained, not evaluated with today's parameters
                 rule = "evaluate"
-            checkpoint = _json_or_none(rdir / "checkpoint.json")
+            checkpoint = _json_or_none(rdir / layout.CHECKPOINT_FILES[1])
             why = []
             job = outcomes.get(f"{rule}:{key}")
             if job is not None and job.state and job.state != "COMPLETED":

@@ -22,6 +22,7 @@ from ganplify.metrics.evaluation import (
     replica_table,
 )
 from ganplify.metrics.quantiles import CellCounter
+from ganplify.results import layout
 from ganplify.results.io import write_csv, write_json
 from ganplify.results.provenance import job_record, now
 from ganplify.study.data import evaluation_rng, training_set
@@ -52,7 +53,7 @@ def write_status(results: Path, chunk: Chunk, seed: int, ok: bool, reason: str, 
         "written": now(),
         **extra,
     }
-    write_json(results / chunk.setting.replica_dir(seed) / "status.json", status)
+    write_json(results / chunk.setting.replica_dir(seed) / layout.STATUS, status)
     return status
 
 
@@ -94,13 +95,13 @@ def run_baseline(spec: dict, results: str | Path, output: str | Path) -> dict:
     train_sets = np.stack([training_set(target, setting.n_train, s) for s in chunk.seeds])
     fits = gen.fit(target, train_sets, chunk.seeds, dict(setting.options))
     counter = CellCounter(target, chunk.binnings)
-    write_json(results / setting.relpath / "params.json", setting.params())
+    write_json(results / setting.relpath / layout.PARAMS, setting.params())
     statuses = {}
     extra: dict[int, dict] = {}
     for fit in fits:
         rdir = results / setting.replica_dir(fit.seed)
         if fit.info:
-            write_json(rdir / "fit.json", fit.info)
+            write_json(rdir / layout.FIT_INFO, fit.info)
         if fit.ok:
             if gen.exact:
                 values = exact_mse(gen.probabilities(target, fit, counter))
@@ -117,9 +118,9 @@ def run_baseline(spec: dict, results: str | Path, output: str | Path) -> dict:
                 generator=setting.generator, seed=fit.seed, binnings=chunk.binnings,
                 n_grid=chunk.n_generated, values=values,
             )
-            write_csv(rdir / "mse.csv", table)
+            write_csv(rdir / layout.MSE, table)
         else:
-            (rdir / "mse.csv").unlink(missing_ok=True)
+            (rdir / layout.MSE).unlink(missing_ok=True)
             log.warning("replica %s seed %d failed: %s", setting.relpath, fit.seed, fit.reason)
         statuses[fit.seed] = write_status(
             results, chunk, fit.seed, fit.ok, fit.reason, ehash=chunk.ehash,
@@ -150,7 +151,7 @@ def replica_finished(results: Path, chunk: Chunk, seed: int) -> dict | None:
 
     rdir = results / chunk.setting.replica_dir(seed)
     try:
-        status = read_json(rdir / "status.json")
+        status = read_json(rdir / layout.STATUS)
     except ResultsError:
         return None
     if status.get("phash") != chunk.setting.phash or status.get("seed") != seed:
@@ -178,7 +179,7 @@ def run_train(spec: dict, results: str | Path, output: str | Path) -> dict:
     gen = _neural(chunk)
     setting = chunk.setting
     start = time.perf_counter()
-    write_json(results / setting.relpath / "params.json", setting.params())
+    write_json(results / setting.relpath / layout.PARAMS, setting.params())
     todo = [s for s in chunk.seeds if replica_finished(results, chunk, s) is None]
     runtime = {k: v for k, v in chunk.runtime.items() if k != "device"}
     device = chunk.runtime.get("device", "auto")
@@ -186,14 +187,14 @@ def run_train(spec: dict, results: str | Path, output: str | Path) -> dict:
     if todo:
         target = setting.make_target()
         train_sets = np.stack([training_set(target, setting.n_train, s) for s in todo])
-        bases = [results / setting.replica_dir(s) / "checkpoint" for s in todo]
+        bases = [results / setting.replica_dir(s) / layout.CHECKPOINT for s in todo]
         result = gen.train(train_sets, todo, dict(setting.options), runtime, device, bases,
                            setting.phash)
         device = result.device
         info.update(resumed_from_epoch=result.resumed_from_epoch, cuda_graph=result.cuda_graph)
         for k, seed in enumerate(todo):
             rdir = results / setting.replica_dir(seed)
-            neural_io.write_losses_csv(rdir / "losses.csv", result.history[:, k],
+            neural_io.write_losses_csv(rdir / layout.LOSSES, result.history[:, k],
                                       gen.history_columns)
             ok = result.status[k] == "done"
             if ok:
@@ -269,10 +270,10 @@ def run_evaluate(
                 generator=setting.generator, seed=seed, binnings=chunk.binnings,
                 n_grid=chunk.n_generated, values=acc.result(),
             )
-            write_csv(rdir / "mse.csv", table)
+            write_csv(rdir / layout.MSE, table)
             status = {**statuses[seed], "spread_ratio": acc.spread() / target.total_std(),
                       "ehash": chunk.ehash, "evaluated": now()}
-            write_json(rdir / "status.json", status)
+            write_json(rdir / layout.STATUS, status)
     flag = {
         "job": "evaluate", "chunk": chunk.name, "spec": spec,
         "replicas": {str(s): statuses[s]["status"] for s in chunk.seeds},

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 
 from ganplify import generators
 from ganplify.metrics.quantiles import Binning, binnings_for
+from ganplify.results import layout
 from ganplify.study import config as cfg
 from ganplify.truth import make_target
 from ganplify.truth.shells import Shell
@@ -80,17 +81,16 @@ class Setting:
 
     @cached_property
     def phash(self) -> str:
-        return short_hash(self.params())
+        return short_hash(self.params(), layout.PHASH_LENGTH)
 
     @property
     def relpath(self) -> str:
         """Folder of the setting inside the results folder."""
-        return (
-            f"replicas/{self.target}-d{self.dim}/n{self.n_train}/{self.generator}-{self.phash}"
-        )
+        return layout.setting_dir(self.target, self.dim, self.n_train, self.generator,
+                                  self.phash)
 
     def replica_dir(self, seed: int) -> str:
-        return f"{self.relpath}/seed{seed}"
+        return layout.replica_dir(self.relpath, seed)
 
     def make_target(self) -> Shell:
         return make_target(self.target, self.dim)
@@ -110,7 +110,7 @@ class Chunk:
 
     @property
     def name(self) -> str:
-        return f"seeds{self.seeds[0]}-{self.seeds[-1]}"
+        return layout.chunk_name(self.seeds)
 
     def eval_params(self) -> dict:
         return {
@@ -123,15 +123,15 @@ class Chunk:
 
     @cached_property
     def ehash(self) -> str:
-        return short_hash(self.eval_params(), length=8)
+        return short_hash(self.eval_params(), layout.EHASH_LENGTH)
 
     @property
     def trained_flag(self) -> str:
-        return f"{self.setting.relpath}/{self.name}.trained.json"
+        return layout.trained_flag(self.setting.relpath, self.name)
 
     @property
     def evaluated_flag(self) -> str:
-        return f"{self.setting.relpath}/{self.name}.eval-{self.ehash}.json"
+        return layout.evaluated_flag(self.setting.relpath, self.name, self.ehash)
 
     def spec(self, stage: str = "evaluate") -> dict:
         """Everything a job needs, as JSON-serialisable data (passed to the CLI).
@@ -241,10 +241,6 @@ def plan(config: Mapping) -> list[Chunk]:
                       runtime_options(config, setting.generator, setting.dim))
             )
     return chunks
-
-
-def all_binnings(chunks: Sequence[Chunk]) -> list[Binning]:
-    return sorted({b for c in chunks for b in c.binnings})
 
 
 def train_minutes(config: Mapping, chunk: Chunk) -> int:

@@ -1,5 +1,10 @@
-"""The training machinery every neural generator shares: the result of training an ensemble,
-the stop on a signal, per-replica failure status, and progress reporting.
+"""The training machinery every neural generator shares.
+
+The epoch loop (`run_epochs`: stop on SIGTERM/SIGUSR1 after the current step, periodic
+checkpoints, a hook at chosen epochs), per-replica failure status and the result of training
+an ensemble (`ReplicaStatus`, `TrainResult`), progress reporting, and chunked generation of
+events (`generate_in_chunks`). The GAN (`gan/`) and the density models (`flows/`) build their
+training and generation on these.
 """
 
 from __future__ import annotations
@@ -9,14 +14,14 @@ import math
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
 
-from ganplify.generators.neural.gan import networks as models
-from ganplify.signals import STOP_SIGNALS, SignalFlag, catch_signals  # noqa: F401 (API)
+from ganplify.signals import catch_signals
 
 log = logging.getLogger(__name__)
 
@@ -28,21 +33,6 @@ class ReplicaStatus:
     status: str = "running"  # "running", then "done" or "failed"
     reason: str = ""
     failed_epoch: int | None = None
-
-
-def _update_statuses(
-    statuses: Sequence[ReplicaStatus],
-    alive: np.ndarray,
-    d_failed: np.ndarray,
-    epoch: int,
-) -> None:
-    """Mark replicas that stopped being alive during ``epoch`` (1-based) as failed."""
-    for k, st in enumerate(statuses):
-        if st.status != "failed" and not alive[k]:
-            which = "discriminator" if d_failed[k] else "generator"
-            st.status, st.failed_epoch = "failed", epoch
-            st.reason = f"non-finite {which} loss at epoch {epoch}"
-            log.warning("replica %d failed: %s", k, st.reason)
 
 
 class Interrupted(RuntimeError):
@@ -67,9 +57,11 @@ class Progress:
     """A tqdm bar on a terminal, else a log line every ``log_every`` seconds."""
 
     def __init__(
-        self, total: int, start: int, enabled: bool | None, log_every: float
+        self, total: int, start: int, enabled: bool | None, log_every: float,
+        columns: Sequence[str],
     ) -> None:
         self.total, self.start, self.log_every = total, start, log_every
+        self.columns = tuple(columns)
         self.t0 = self.last_log = time.monotonic()
         self.bar = None
         use_bar = sys.stderr.isatty() if enabled is None else enabled
@@ -82,13 +74,16 @@ class Progress:
                 self.bar = tqdm(total=total, initial=start, unit="epoch", dynamic_ncols=True)
 
     def update(self, epoch: int, means: np.ndarray, n_alive: int) -> None:
-        """Report that ``epoch`` (1-based, completed) had per-replica mean losses ``means``."""
+        """Report that ``epoch`` (1-based, completed) had per-replica mean losses ``means``
+        ([K, len(columns)])."""
         with np.errstate(all="ignore"):
-            d, g, pen = (np.nanmean(means[:, i]) if np.isfinite(means[:, i]).any() else np.nan
-                         for i in range(3))
+            values = [np.nanmean(means[:, i]) if np.isfinite(means[:, i]).any() else np.nan
+                      for i in range(len(self.columns))]
         k = means.shape[0]
+        text = "  ".join(f"{name} {value:.4g}" for name, value in zip(self.columns, values,
+                                                                        strict=True))
         if self.bar is not None:
-            self.bar.set_postfix_str(f"d {d:.3f} g {g:.3f} pen {pen:.3g} alive {n_alive}/{k}")
+            self.bar.set_postfix_str(f"{text}  alive {n_alive}/{k}")
             self.bar.update(1)
             return
         now = time.monotonic()
@@ -98,12 +93,8 @@ class Progress:
         elapsed = now - self.t0
         rate = (epoch - self.start) / elapsed if elapsed > 0 else float("nan")
         remaining = (self.total - epoch) / rate if rate > 0 else float("nan")
-        log.info(
-            "epoch %d/%d  d_loss %.4f  g_loss %.4f  penalty %.4g  alive %d/%d  "
-            "elapsed %s  remaining %s",
-            epoch, self.total, d, g, pen, n_alive, k,
-            _format_seconds(elapsed), _format_seconds(remaining),
-        )
+        log.info("epoch %d/%d  %s  alive %d/%d  elapsed %s  remaining %s", epoch, self.total,
+                 text, n_alive, k, _format_seconds(elapsed), _format_seconds(remaining))
 
     def close(self) -> None:
         if self.bar is not None:
@@ -117,13 +108,20 @@ class TrainResult:
     status: tuple[str, ...]  # "done" or "failed"
     reason: tuple[str, ...]  # "" for done replicas
     failed_epoch: tuple[int | None, ...]  # 1-based epoch of the first non-finite loss
-    generator_weights: tuple[dict[str, torch.Tensor], ...]  # PlainGenerator state dicts, CPU
-    history: np.ndarray  # [epochs, K, 3]: mean d_loss, g_loss, Omega; NaN once failed
+    generator_weights: tuple[dict[str, torch.Tensor], ...]  # what `generate` takes, on the CPU
+    history: np.ndarray  # [epochs, K, C]: the generator's history_columns; NaN once failed
     wall_time: float  # seconds spent in this call
     device: str
     resumed_from_epoch: int = 0  # epochs already done when this call started
     cuda_graph: bool = False
-    architecture: models.Architecture | None = field(default=None, compare=False)
+    architecture: Any = field(default=None, compare=False)
+
+    @staticmethod
+    def outcomes(statuses: Sequence[ReplicaStatus]) -> dict[str, tuple]:
+        """The status, reason and failed_epoch fields from the replicas' statuses."""
+        return {"status": tuple(s.status for s in statuses),
+                "reason": tuple(s.reason for s in statuses),
+                "failed_epoch": tuple(s.failed_epoch for s in statuses)}
 
 
 def check_generate_args(n_seeds: int, n_replicas: int, n: int, chunk_size: int) -> None:
@@ -132,3 +130,79 @@ def check_generate_args(n_seeds: int, n_replicas: int, n: int, chunk_size: int) 
         raise ValueError(f"got {n_seeds} seeds for {n_replicas} replicas' weights")
     if chunk_size < 1 or n < 0:
         raise ValueError("chunk_size must be >= 1 and n >= 0")
+
+
+# The hook every neural training calls after chosen epochs (1-based), with every replica's
+# current weights in the layout its `generate` takes (for learning curves).
+EpochHook = Callable[[int, Sequence[dict[str, torch.Tensor]]], None]
+
+
+def run_epochs(
+    start: int,
+    epochs: int,
+    run_epoch: Callable[[int, Callable[[], None]], bool],
+    *,
+    position: Callable[[], int],
+    save: Callable[[], None] | None = None,
+    checkpoint_every: int = 0,
+    unsaved: str = "no checkpoint paths were given",
+    hook: Callable[[int], None] | None = None,
+    hook_epochs: Collection[int] = (),
+) -> int:
+    """The epoch loop of every neural training; returns the number of epochs completed.
+
+    Parameters
+    ----------
+    start, epochs : int
+        Run epochs ``start`` .. ``epochs - 1`` (0-based; a resumed training starts later).
+    run_epoch : callable (epoch, stop) -> bool
+        Runs one epoch; calls ``stop()`` between steps where it may stop, and returns True to
+        end training early (early stopping).
+    position : callable () -> int
+        The current step, for the message of a stop.
+    save : callable, optional
+        Writes checkpoints (every ``checkpoint_every`` epochs, on a stop, and not at the end:
+        the caller saves its final state).
+    unsaved : str
+        What a stop says when there is no ``save``.
+    hook, hook_epochs
+        ``hook(epoch)`` runs after each completed epoch (1-based) in ``hook_epochs``.
+
+    Raises
+    ------
+    Interrupted
+        On SIGTERM or SIGUSR1: before the next epoch or at a ``stop()`` inside one, after
+        ``save``.
+    """
+    done = start
+    with catch_signals() as flag:
+
+        def stop(epoch: int) -> None:
+            if flag.received is not None:
+                if save is not None:
+                    save()
+                raise Interrupted(flag.received, epoch, position(), save is not None, unsaved)
+
+        for epoch in range(start, epochs):
+            stop(epoch)
+            early = run_epoch(epoch, lambda e=epoch: stop(e))
+            done = epoch + 1
+            if hook is not None and done in hook_epochs:
+                hook(done)
+            if early:
+                break
+            if save is not None and checkpoint_every and done % checkpoint_every == 0:
+                save()
+    return done
+
+
+def generate_in_chunks(
+    n: int, chunk_size: int, draw: Callable[[int, int], torch.Tensor]
+) -> Iterator[np.ndarray]:
+    """Events in chunks: ``draw(start, m)`` gives events start .. start + m - 1 of every
+    replica ([K, m, d], float64); yields them as numpy arrays on the host."""
+    for start in range(0, n, chunk_size):
+        m = min(chunk_size, n - start)
+        with torch.inference_mode():
+            x = draw(start, m)
+        yield x.cpu().numpy()

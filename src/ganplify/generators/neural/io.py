@@ -56,7 +56,3 @@ def load_generator(path: Path) -> dict[str, torch.Tensor]:
     return safetensors.torch.load_file(str(path), device="cpu")
 
 
-def generator_metadata(path: Path) -> dict[str, str]:
-    """The metadata stored by `save_generator`."""
-    with safetensors.safe_open(str(path), framework="pt") as f:
-        return dict(f.metadata() or {})

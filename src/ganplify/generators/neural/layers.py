@@ -24,11 +24,6 @@ class LayerSpec:
     conv: bool = False  # a kernel-1 Conv1d in the plain module (weight [out, in, 1])
 
 
-def parameter_count(layers: Sequence[LayerSpec]) -> int:
-    """Number of parameters (weights and biases) of a list of layers."""
-    return sum((s.fan_in + 1) * s.fan_out for s in layers)
-
-
 class EnsembleLayers(nn.Module):
     """Parameters of K replicas of a stack of affine layers.
 

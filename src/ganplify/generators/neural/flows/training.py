@@ -19,8 +19,9 @@ defaults were chosen on seeds no study uses: config/README.md). With ``holdout >
 fraction of each training set (a random subset per replica) is held out instead, the held-out
 loss is checked every `CHECK_EVERY` epochs, the weights of the best check are kept, and
 ``patience`` epochs without improvement end a replica's search (early stopping). Training is
-short, so there are no checkpoints: SIGTERM or SIGUSR1 stops it at once (`training.Interrupted`,
-exit status 75) and the rerun retrains its unfinished replicas.
+short, so there are no checkpoints: SIGTERM or SIGUSR1 stops it before the next step
+(`ganplify.generators.neural.core.Interrupted`, exit status 75) and the rerun retrains its
+unfinished replicas.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,7 +40,14 @@ from torch import nn
 from ganplify import rng
 from ganplify.generators.flow import Flow
 from ganplify.generators.flow_matching import FlowMatching
-from ganplify.generators.neural.core import Interrupted, TrainResult, check_generate_args
+from ganplify.generators.neural.core import (
+    EpochHook,
+    ReplicaStatus,
+    TrainResult,
+    check_generate_args,
+    generate_in_chunks,
+    run_epochs,
+)
 from ganplify.generators.neural.device import resolve_device
 from ganplify.generators.neural.flows.networks import (
     EnsembleFlow,
@@ -50,7 +58,6 @@ from ganplify.generators.neural.flows.networks import (
     flow_matching_loss,
 )
 from ganplify.generators.neural.layers import init_replicas_
-from ganplify.signals import catch_signals
 from ganplify.streams import FlowStream
 
 log = logging.getLogger(__name__)
@@ -127,6 +134,8 @@ def train_ensemble(
     *,
     device: str = "auto",
     log_every: float = 30.0,
+    hook: EpochHook | None = None,
+    hook_epochs: Collection[int] = (),
 ) -> TrainResult:
     """Train K replicas of a density model as one batched ensemble.
 
@@ -143,6 +152,9 @@ def train_ensemble(
         See `ganplify.generators.neural.device.resolve_device`.
     log_every : float
         Seconds between progress lines.
+    hook, hook_epochs
+        ``hook(epoch, weights)`` after each epoch in ``hook_epochs``, with every replica's
+        current weights (as `generate` takes them).
 
     Returns
     -------
@@ -174,69 +186,76 @@ def train_ensemble(
     loss_fn, val_fn = objectives(model, net, keys, val)
     use_val = val.shape[1] > 0
     best = [p.detach().clone() for p in params]
-    best_val = torch.full((k,), math.inf, device=dev)
-    best_epoch = torch.zeros(k, dtype=torch.int64, device=dev)
-    failed = torch.zeros(k, dtype=torch.bool, device=dev)
-    failed_epoch = torch.zeros(k, dtype=torch.int64, device=dev)
+    # per-replica device state the loop replaces (torch.where returns new tensors)
+    st = {
+        "best_val": torch.full((k,), math.inf, device=dev),
+        "best_epoch": torch.zeros(k, dtype=torch.int64, device=dev),
+        "failed": torch.zeros(k, dtype=torch.bool, device=dev),
+        "failed_epoch": torch.zeros(k, dtype=torch.int64, device=dev),
+    }
     history = torch.full((config.epochs, k, 2), math.nan, device=dev)
-    last_log, epoch = time.monotonic(), 0
-    with catch_signals() as stop:
-        for epoch in range(1, config.epochs + 1):
-            if stop.received is not None:
-                raise Interrupted(stop.received, epoch - 1, epoch - 1, False,
-                                  "no checkpoints (a short training: the rerun retrains)")
-            loss = loss_fn(train, epoch)
-            bad = ~torch.isfinite(loss)
-            failed_epoch = torch.where(bad & ~failed, epoch, failed_epoch)
-            failed |= bad
-            opt.zero_grad(set_to_none=True)
-            torch.where(failed, 0.0, loss).sum().backward()
-            opt.step()
-            history[epoch - 1, :, 0] = torch.where(failed, math.nan, loss.detach())
-            if use_val and epoch % CHECK_EVERY == 0:
-                with torch.no_grad():
-                    v = torch.where(failed, math.nan, val_fn())
-                    history[epoch - 1, :, 1] = v
-                    # the weights before this step gave `loss`; held-out loss is of the new ones
-                    better = (v < best_val) & ~failed
-                    best_val = torch.where(better, v, best_val)
-                    best_epoch = torch.where(better, epoch, best_epoch)
-                    for b, p in zip(best, params, strict=True):
-                        b.copy_(torch.where(better.view(-1, *[1] * (p.dim() - 1)), p, b))
-            # the host reads device state only now and then (no sync per step on GPUs)
-            if epoch % 50 == 0 or epoch == config.epochs:
-                done = failed | (epoch - best_epoch > config.patience) if use_val else failed
-                now = time.monotonic()
-                if now - last_log > log_every or epoch == config.epochs:
-                    last_log = now
-                    h = history[max(epoch - CHECK_EVERY, 0):epoch].cpu().numpy()
-                    means = [float(np.mean(c[np.isfinite(c)])) if np.isfinite(c).any() else math.nan
-                             for c in (h[..., 0], h[..., 1])]
-                    log.info("%s epoch %d/%d  train %.4f  held-out %.4f  stopped %d/%d",
-                             name, epoch, config.epochs, *means, int(done.sum()), k)
-                if use_val and bool(done.all()):
-                    break
+    last_log, steps = [time.monotonic()], [0]
+
+    def run_epoch(e: int, stop: Callable[[], None]) -> bool:
+        epoch = e + 1  # one full-batch step per epoch, counted from 1
+        loss = loss_fn(train, epoch)
+        bad = ~torch.isfinite(loss)
+        st["failed_epoch"] = torch.where(bad & ~st["failed"], epoch, st["failed_epoch"])
+        st["failed"] = failed = st["failed"] | bad
+        opt.zero_grad(set_to_none=True)
+        torch.where(failed, 0.0, loss).sum().backward()
+        opt.step()
+        steps[0] = epoch
+        history[epoch - 1, :, 0] = torch.where(failed, math.nan, loss.detach())
+        if use_val and epoch % CHECK_EVERY == 0:
+            with torch.no_grad():
+                v = torch.where(failed, math.nan, val_fn())
+                history[epoch - 1, :, 1] = v
+                # the weights before this step gave `loss`; held-out loss is of the new ones
+                better = (v < st["best_val"]) & ~failed
+                st["best_val"] = torch.where(better, v, st["best_val"])
+                st["best_epoch"] = torch.where(better, epoch, st["best_epoch"])
+                for b, p in zip(best, params, strict=True):
+                    b.copy_(torch.where(better.view(-1, *[1] * (p.dim() - 1)), p, b))
+        # the host reads device state only now and then (no sync per step on GPUs)
+        if epoch % 50 == 0 or epoch == config.epochs:
+            done = failed | (epoch - st["best_epoch"] > config.patience) if use_val else failed
+            now = time.monotonic()
+            if now - last_log[0] > log_every or epoch == config.epochs:
+                last_log[0] = now
+                h = history[max(epoch - CHECK_EVERY, 0):epoch].cpu().numpy()
+                means = [float(np.mean(c[np.isfinite(c)])) if np.isfinite(c).any() else math.nan
+                         for c in (h[..., 0], h[..., 1])]
+                log.info("%s epoch %d/%d  train %.4f  held-out %.4f  stopped %d/%d",
+                         name, epoch, config.epochs, *means, int(done.sum()), k)
+            return use_val and bool(done.all())
+        return False
+
+    def snapshot(epoch: int) -> None:
+        hook(epoch, replica_weights(net, [p.detach() for p in params], shift, scale))
+
+    epoch = run_epochs(0, config.epochs, run_epoch, position=lambda: steps[0],
+                       unsaved="no checkpoints (a short training: the rerun retrains)",
+                       hook=snapshot if hook is not None else None, hook_epochs=hook_epochs)
     final = best if use_val else [p.detach() for p in params]
+    best_epoch, failed, failed_epoch = st["best_epoch"], st["failed"], st["failed_epoch"]
     if not use_val:
         best_epoch = torch.full((k,), epoch, dtype=torch.int64, device=dev)
     # a replica that never improved on its held-out loss has no weights worth keeping
     failed |= best_epoch == 0
     weights = replica_weights(net, final, shift, scale)
-    status, reason, fail_at = [], [], []
+    statuses = []
     for r in range(k):
         fe = int(failed_epoch[r])
         if bool(failed[r]):
-            status.append("failed")
-            reason.append(f"non-finite training loss at epoch {fe}" if fe else
-                          "held-out loss never finite")
-            fail_at.append(fe or None)
+            reason = (f"non-finite training loss at epoch {fe}" if fe else
+                      "held-out loss never finite")
+            statuses.append(ReplicaStatus("failed", reason, fe or None))
         else:
-            status.append("done")
-            reason.append("")
-            fail_at.append(None)
+            statuses.append(ReplicaStatus("done"))
         weights[r]["best_epoch"] = torch.tensor([int(best_epoch[r])])
     return TrainResult(
-        status=tuple(status), reason=tuple(reason), failed_epoch=tuple(fail_at),
+        **TrainResult.outcomes(statuses),
         generator_weights=tuple(weights), history=history[:epoch].cpu().numpy(),
         wall_time=time.perf_counter() - start_time, device=str(dev),
     )
@@ -308,12 +327,12 @@ def generate(
     net, shift, scale = stack_replicas(name, weights, architecture, dev)
     keys = rng.replica_keys(seeds, dev)
     dim = shift.shape[-1]
-    for start in range(0, n, chunk_size):
-        m = min(chunk_size, n - start)
-        with torch.inference_mode():
-            z = rng.normal(keys, FlowStream.EVAL, 0, (m, dim), offset=start * dim)
-            x = net.inverse(z).to(torch.float64)
-        yield (x * scale + shift).cpu().numpy()
+
+    def draw(start: int, m: int) -> torch.Tensor:
+        z = rng.normal(keys, FlowStream.EVAL, 0, (m, dim), offset=start * dim)
+        return net.inverse(z).to(torch.float64) * scale + shift
+
+    yield from generate_in_chunks(n, chunk_size, draw)
 
 
 def bytes_per_event(name: str, architecture: Mapping, dim: int) -> int:

@@ -92,22 +92,6 @@ class Architecture:
         return (*self.phi_layers, *hidden, LayerSpec("out", self.hidden, 1))
 
 
-def generator_parameter_count(arch: Architecture) -> int:
-    """Closed form: (N + 1) H + (L - 1)(H + 1) H + (H + 1) d (651,265 for the paper's d = 1)."""
-    n, h, layers, d = arch.noise_dim, arch.hidden, arch.layers, arch.dim
-    return (n + 1) * h + (layers - 1) * (h + 1) * h + (h + 1) * d
-
-
-def discriminator_parameter_count(arch: Architecture) -> int:
-    """Closed form (478,241 for the paper's d = 1):
-
-    Phi: (d + 1) H + (H + 1) H + (H + 1) m; main: (d + m + 1) H + (L - 1)(H + 1) H + (H + 1).
-    """
-    h, m, layers, d = arch.hidden, arch.embedding, arch.layers, arch.dim
-    phi = (d + 1) * h + (h + 1) * h + (h + 1) * m
-    return phi + (d + m + 1) * h + (layers - 1) * (h + 1) * h + (h + 1)
-
-
 class EnsembleGenerator(EnsembleLayers):
     """K replicas of the paper's generator as batched matmuls (weights stored [K, in, out]).
 

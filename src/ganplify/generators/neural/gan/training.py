@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -46,12 +46,13 @@ import torch
 from ganplify import rng
 from ganplify.generators.neural import layers as ens_layers
 from ganplify.generators.neural.core import (
-    Interrupted,
+    EpochHook,
     Progress,
     ReplicaStatus,
     TrainResult,
-    _update_statuses,
     check_generate_args,
+    generate_in_chunks,
+    run_epochs,
 )
 from ganplify.generators.neural.device import enable_tf32, resolve_device, tune_cpu_allocator
 from ganplify.generators.neural.gan import networks as models
@@ -65,7 +66,6 @@ from ganplify.generators.neural.gan.config import GanConfig
 from ganplify.generators.neural.gan.graphs import make_step_runner
 from ganplify.generators.neural.gan.step import TrainState, begin_epoch, end_epoch, new_state
 from ganplify.generators.neural.io import data_digest
-from ganplify.signals import STOP_SIGNALS, SignalFlag, catch_signals  # noqa: F401 (API)
 from ganplify.streams import GanStream
 
 log = logging.getLogger(__name__)
@@ -81,6 +81,8 @@ def train_ensemble(
     config_hash: str = "",
     progress: bool | None = None,
     log_every: float = 60.0,
+    hook: EpochHook | None = None,
+    hook_epochs: Collection[int] = (),
 ) -> TrainResult:
     """Train K independent GAN replicas as one batched ensemble.
 
@@ -103,6 +105,9 @@ def train_ensemble(
         Progress bar on stderr (default: when stderr is a terminal); otherwise log lines.
     log_every : float
         Seconds between log lines when there is no bar.
+    hook, hook_epochs
+        ``hook(epoch, weights)`` after each epoch (1-based) in ``hook_epochs``, with every
+        replica's generator weights (as `generate` takes them).
 
     Raises
     ------
@@ -133,38 +138,36 @@ def train_ensemble(
                              config_hash=config_hash, digests=digests)
 
     runner, graphed = make_step_runner(state, config.cuda_graphs)
-    bar = Progress(config.epochs, start_epoch, progress, log_every)
+    bar = Progress(config.epochs, start_epoch, progress, log_every, LOSS_COLUMNS)
+
+    def run_epoch(epoch: int, stop: Callable[[], None]) -> bool:
+        begin_epoch(state, epoch)
+        for pos in range(int(state.step.item()) - epoch * spe, spe):
+            runner()
+            # at an epoch's last step the stop waits until the epoch is booked, so that a
+            # checkpoint at an epoch boundary always holds the whole history
+            if pos < spe - 1:
+                stop()
+        _book_epoch(state, epoch, history, statuses, bar)
+        return False
+
+    def snapshot(epoch: int) -> None:
+        hook(epoch, [ens_layers.replica_state_dict(state.generator, i) for i in range(k)])
+
     try:
-        with catch_signals() as flag:
-
-            def stop_if_signalled(epoch: int) -> None:
-                if flag.received is not None:
-                    save()
-                    step = int(state.step.item())
-                    raise Interrupted(flag.received, epoch, step, bases is not None)
-
-            for epoch in range(start_epoch, config.epochs):
-                begin_epoch(state, epoch)
-                for pos in range(int(state.step.item()) - epoch * spe, spe):
-                    runner()
-                    # at an epoch's last step the stop waits until the epoch is booked, so that
-                    # a checkpoint at an epoch boundary always holds the whole history
-                    if pos < spe - 1:
-                        stop_if_signalled(epoch)
-                _book_epoch(state, epoch, history, statuses, bar)
-                stop_if_signalled(epoch)
-                if config.checkpoint_every and (epoch + 1) % config.checkpoint_every == 0:
-                    save()
-            for st in statuses:
-                if st.status == "running":
-                    st.status = "done"
-            save()
+        run_epochs(start_epoch, config.epochs, run_epoch,
+                   position=lambda: int(state.step.item()),
+                   save=save if bases is not None else None,
+                   checkpoint_every=config.checkpoint_every,
+                   hook=snapshot if hook is not None else None, hook_epochs=hook_epochs)
+        for st in statuses:
+            if st.status == "running":
+                st.status = "done"
+        save()
     finally:
         bar.close()
     return TrainResult(
-        status=tuple(s.status for s in statuses),
-        reason=tuple(s.reason for s in statuses),
-        failed_epoch=tuple(s.failed_epoch for s in statuses),
+        **TrainResult.outcomes(statuses),
         generator_weights=tuple(
             ens_layers.replica_state_dict(state.generator, i) for i in range(k)
         ),
@@ -175,6 +178,21 @@ def train_ensemble(
         cuda_graph=graphed,
         architecture=state.arch,
     )
+
+
+def _update_statuses(
+    statuses: Sequence[ReplicaStatus],
+    alive: np.ndarray,
+    d_failed: np.ndarray,
+    epoch: int,
+) -> None:
+    """Mark replicas that stopped being alive during ``epoch`` (1-based) as failed."""
+    for k, st in enumerate(statuses):
+        if st.status != "failed" and not alive[k]:
+            which = "discriminator" if d_failed[k] else "generator"
+            st.status, st.failed_epoch = "failed", epoch
+            st.reason = f"non-finite {which} loss at epoch {epoch}"
+            log.warning("replica %d failed: %s", k, st.reason)
 
 
 def _book_epoch(
@@ -294,21 +312,19 @@ def generate(
     gen = stack_generators(generator_weights, dev, dropout)
     arch = gen.arch
     keys = rng.replica_keys(seeds, dev)
-    for start in range(0, n, chunk_size):
-        m = min(chunk_size, n - start)
-        with torch.inference_mode():
-            z = rng.uniform_range(
-                keys, GanStream.EVAL_NOISE, 0, (m, arch.noise_dim), -1.0, 1.0,
-                offset=start * arch.noise_dim,
-            )
-            masks = torch.stack(
-                [
-                    rng.keep_mask(keys, GanStream.EVAL_DROPOUT, layer, (m, arch.hidden), dropout,
-                                  offset=start * arch.hidden)
-                    for layer in range(arch.layers)
-                ],
-                dim=1,
-            ).to(torch.float32).mul_(1.0 / (1.0 - dropout))
-            x = gen(z, masks)
-        yield x.to(torch.float64).cpu().numpy()
+
+    def draw(start: int, m: int) -> torch.Tensor:
+        z = rng.uniform_range(keys, GanStream.EVAL_NOISE, 0, (m, arch.noise_dim), -1.0, 1.0,
+                              offset=start * arch.noise_dim)
+        masks = torch.stack(
+            [
+                rng.keep_mask(keys, GanStream.EVAL_DROPOUT, layer, (m, arch.hidden), dropout,
+                              offset=start * arch.hidden)
+                for layer in range(arch.layers)
+            ],
+            dim=1,
+        ).to(torch.float32).mul_(1.0 / (1.0 - dropout))
+        return gen(z, masks).to(torch.float64)
+
+    yield from generate_in_chunks(n, chunk_size, draw)
 
