@@ -22,7 +22,7 @@ from ganplify.analysis import robustness as rb
 from ganplify.metrics import quantiles as qt
 from ganplify.metrics.evaluation import MSE_COLUMNS
 from ganplify.results import layout
-from ganplify.results.io import ResultsError, read_json
+from ganplify.results.io import ResultsError, read_json, read_table
 from ganplify.study.data import stable_id
 from ganplify.study.plan import Chunk
 
@@ -125,14 +125,7 @@ def collect(results: str | Path, chunks: Sequence[Chunk]) -> tuple[pd.DataFrame,
 
 
 def read_mse_table(path: Path) -> pd.DataFrame:
-    try:
-        table = pd.read_csv(path, dtype={"binning": str, "generator": str, "target": str})
-    except FileNotFoundError:
-        raise ResultsError(f"{path}: missing") from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise ResultsError(f"{path}: not a readable CSV table ({exc})") from None
-    if list(table.columns) != MSE_COLUMNS:
-        raise ResultsError(f"{path}: columns {list(table.columns)} are not {MSE_COLUMNS}")
+    table = read_table(path, MSE_COLUMNS)
     if not np.all(np.isfinite(table["mse"].to_numpy(dtype=float))):
         raise ResultsError(f"{path}: non-finite MSE values")
     return table

@@ -37,6 +37,7 @@ from ganplify.metrics import quantiles as qt
 from ganplify.metrics.quantiles import Binning, CellCounter
 from ganplify.results import layout
 from ganplify.results.io import ResultsError, read_json
+from ganplify.results.io import read_table as _read_csv_table
 from ganplify.study import config as cfg
 from ganplify.study.plan import Chunk, Setting
 
@@ -132,7 +133,7 @@ def read_fit(path: str | Path, names: Sequence[str]) -> tuple[np.ndarray, np.nda
     Parameters
     ----------
     path : path
-        The replica's fit.json (`baselines.FitResult.to_json`).
+        The replica's fit.json (`ganplify.generators.fit.FitResult.to_json`).
     names : sequence of str
         The parameters, in the order of the covariance matrix (`Fit.parameters`).
 
@@ -402,14 +403,4 @@ def fit_tables(results: str | Path, chunks: Sequence[Chunk],
 
 def read_table(path: str | Path, columns: Sequence[str]) -> pd.DataFrame:
     """Read one of this module's tables back, checking its columns."""
-    path = Path(path)
-    try:
-        table = pd.read_csv(path, dtype={"binning": str, "generator": str, "target": str,
-                                         "parameter": str})
-    except FileNotFoundError:
-        raise ResultsError(f"{path}: missing") from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise ResultsError(f"{path}: not a readable CSV table ({exc})") from None
-    if list(table.columns) != list(columns):
-        raise ResultsError(f"{path}: columns {list(table.columns)} are not {list(columns)}")
-    return table
+    return _read_csv_table(path, columns)

@@ -42,7 +42,7 @@ import pandas as pd
 
 from ganplify import generators
 from ganplify.metrics import quantiles as qt
-from ganplify.results.io import ResultsError
+from ganplify.results import io as results_io
 
 # The default required pass probabilities (aggregate.pass_probability).
 PASS_PROBABILITIES = (0.5, 0.9)
@@ -51,7 +51,7 @@ SETTING = ["target", "dim", "n_train", "generator"]
 BINNING = ["binning", "n_quantiles", "n_cells"]
 
 # tables/robustness.csv: the realised check, one row per setting x binning x n_generated of the
-# generators evaluated on generated (or, for the sample baseline, sampled) events.
+# generators evaluated on generated (or, for the truth sample, sampled) events.
 REALISED_COLUMNS = [*SETTING, *BINNING, "n_generated", "n_replicas", "chi2_critical",
                     "chi2_mean", "n_pass", "pass_fraction", "pass_expected",
                     "pass_fraction_err", "pass_at_mean_mse"]
@@ -293,14 +293,6 @@ def limits_table(amplification: pd.DataFrame,
 def read_table(path: str | Path, columns: Sequence[str]) -> pd.DataFrame:
     """Read tables/robustness.csv or tables/robustness_limits.csv back, checking its columns
     (n_generated: a number, inf for the asymptote, NaN for exact generators)."""
-    path = Path(path)
-    try:
-        table = pd.read_csv(path, dtype={"binning": str, "generator": str, "target": str})
-    except FileNotFoundError:
-        raise ResultsError(f"{path}: missing") from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise ResultsError(f"{path}: not a readable CSV table ({exc})") from None
-    if list(table.columns) != list(columns):
-        raise ResultsError(f"{path}: columns {list(table.columns)} are not {list(columns)}")
+    table = results_io.read_table(path, columns)
     table["n_generated"] = pd.to_numeric(table["n_generated"], errors="raise")
     return table

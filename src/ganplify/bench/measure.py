@@ -4,7 +4,7 @@ The GAN (default) and, with --generators, the other neural generators (flow,
 flow_matching: one full-batch step on 100 training points per replica,
 `ganplify.generators.neural.flows`).
 
-For one replica as plain nn.Modules (torch's own RNG and F.dropout, fused Adam; the baseline)
+For one replica as plain nn.Modules (torch's own RNG and F.dropout, fused Adam; the reference)
 and for ensembles of K replicas (`ganplify.generators.neural.gan.step.train_step`; on CUDA
 replayed from a CUDA graph when capture works), it reports seconds per step and per replica-
 step, the speed-up per replica-step over the plain replica, the aten ops dispatched per step,
@@ -19,7 +19,7 @@ random draws) but not the Python/torch runtime. Each configuration runs in its o
 process unless --no-isolate is given (then CPU memory is not reported).
 
 On CPU every row runs with `ganplify.generators.neural.device.tune_cpu_allocator` applied (as
-training does), which makes the plain baseline faster too.
+training does), which makes the plain reference faster too.
 """
 
 from __future__ import annotations
@@ -334,9 +334,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--generators", default=Gan.name,
         help=f"comma-separated neural generators to measure: "
              f"{', '.join(generators.having('neural'))} (default {Gan.name}; the plain "
-             "baseline is the GAN's)",
+             "reference is the GAN's)",
     )
-    parser.add_argument("--no-plain", action="store_true", help="skip the plain baseline")
+    parser.add_argument("--no-plain", action="store_true", help="skip the plain reference")
     parser.add_argument(
         "--no-isolate", action="store_true",
         help="measure in this process (faster; no CPU peak memory)",

@@ -1,5 +1,5 @@
 """The plain single-replica GAN as ordinary nn.Modules: the reference the ensemble is tested
-against and the baseline `ganplify bench` compares with. Not used in production.
+against and the reference `ganplify bench` compares with. Not used in production.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def plain_train_step(
     config: GanConfig,
     draws: StepDraws | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The same training step for one replica as plain nn.Modules (reference and baseline).
+    """The same training step for one replica as plain nn.Modules (the reference).
 
     Parameters
     ----------
@@ -83,7 +83,7 @@ def plain_train_step(
 
 
 class PlainGenerator(nn.Module):
-    """One replica of the generator as ordinary nn.Linear layers (reference and baseline)."""
+    """One replica of the generator as ordinary nn.Linear layers (the reference)."""
 
     def __init__(self, arch: Architecture) -> None:
         super().__init__()

@@ -141,7 +141,7 @@ def _binning_order(row: tuple) -> tuple:
 
 
 def _own_rows(table: pd.DataFrame) -> pd.DataFrame:
-    """Every generator's own (asymptotic or exact) rows, without the sample baseline and
+    """Every generator's own (asymptotic or exact) rows, without the truth sample and
     without infinite amplification (a generator exact on a binning by construction, like the
     radial fit on the angles: nothing to draw)."""
     own = _asymptotic_or_exact(table[table["generator"].map(generators.is_model)])

@@ -99,9 +99,10 @@ class Generator:
         """The legend label in dimension ``dim`` (a generator may name what it fits there)."""
         return self.label
 
-    def option_defaults(self) -> dict[str, Any]:
+    @classmethod
+    def option_defaults(cls) -> dict[str, Any]:
         """Every option's default, from `options_schema`."""
-        return {k: v["default"] for k, v in self.options_schema.items() if "default" in v}
+        return {k: v["default"] for k, v in cls.options_schema.items() if "default" in v}
 
     def config_schema(self) -> dict:
         """The JSON schema of its config block."""

@@ -1,7 +1,7 @@
-"""The paper's baselines: the 5-parameter maximum-likelihood fit of the camel back, and (beyond
-the paper) the 2-parameter fit of the radial profile in d >= 2 with the angles taken as known.
+"""The maximum-likelihood fits: the paper's 5-parameter fit of the camel back, and (beyond the
+paper) the 2-parameter fit of the radial profile in d >= 2 with the angles taken as known.
 
-(The sample baseline needs no code of its own: it is the truth used as a generator, see
+(The truth sample needs no code of its own: it is the truth used as a generator, see
 `ganplify.generators.Sample`.)
 
 The fit model is f N(x; mu1, sigma1) + (1 - f) N(x; mu2, sigma2), fitted unbinned with iminuit

@@ -93,7 +93,7 @@ class Flow(Generator):
     """)
 
     def check_options(self, options: Mapping[str, Any], n_train: int) -> str | None:
-        holdout = options.get("holdout", 0.0)
+        holdout = {**self.option_defaults(), **options}["holdout"]
         if holdout > 0 and not 1 <= round(holdout * n_train) <= n_train - 2:
             return (f"holdout = {holdout}: the held-out part must be 1 .. n_train - 2 points; "
                     "use holdout 0 (a fixed schedule) or a larger n_train")

@@ -21,39 +21,12 @@ class FlowMatching(Flow):
     description: ClassVar[str] = ("conditional flow matching with straight paths (rectified "
                                   "flow), RK4 sampling, ensemble-trained; defaults chosen on "
                                   "seeds 100000+ (benchmarks/tune_density_models.py)")
-    options_schema: ClassVar[dict] = schema_fragment("""
-      epochs:
-        type: integer
-        minimum: 1
-        default: 1000
-        description: >-
-          full-batch Adam steps (at most, with holdout > 0), >= 1
-      lr:
-        type: number
-        exclusiveMinimum: 0
-        default: 0.003
-        description: >-
-          Adam learning rate, > 0
-      holdout:
-        type: number
-        minimum: 0
-        maximum: 0.5
-        default: 0.0
-        description: >-
-          fraction of each training set held out for early stopping (the best held-out epoch is
-          kept), 0 .. 0.5; 0: train on all of it for exactly `epochs` steps
-      patience:
-        type: integer
-        minimum: 1
-        default: 200
-        description: >-
-          steps without a better held-out loss that end a replica's training, >= 1
-      hidden:
-        type: integer
-        minimum: 1
-        default: 64
-        description: >-
-          hidden layer width, >= 1
+    # the flow's training schedule and width, with this model's learning rate
+    options_schema: ClassVar[dict] = {
+        **{key: Flow.options_schema[key] for key in ("epochs", "lr", "holdout", "patience",
+                                                     "hidden")},
+        "lr": {**Flow.options_schema["lr"], "default": 3.0e-3},
+        **schema_fragment("""
       layers:
         type: integer
         minimum: 1
@@ -66,4 +39,5 @@ class FlowMatching(Flow):
         default: 16
         description: >-
           RK4 steps from noise to data when sampling (4 network calls each), >= 1
-    """)
+    """),
+    }

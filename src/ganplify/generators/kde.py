@@ -77,7 +77,7 @@ class Kde(Generator):
     def _kde(x: np.ndarray, options: dict):
         from scipy.stats import gaussian_kde
 
-        bandwidth = options.get("bandwidth", "cv")
+        bandwidth = {**Kde.option_defaults(), **options}["bandwidth"]
         if bandwidth == "cv":
             bandwidth = cv_bandwidth_factor(x)
         return gaussian_kde(x.T, bw_method=bandwidth)

@@ -19,7 +19,7 @@ class Sample(Generator):
     label: ClassVar[str] = "sample"
     color: ClassVar[str] = "tab:blue"
     order: ClassVar[int] = 0
-    description: ClassVar[str] = "truth-sampled events (the sample baseline)"
+    description: ClassVar[str] = "truth-sampled events (the paper's sample band)"
     truth_sample: ClassVar[bool] = True
 
     def fit(

@@ -12,8 +12,16 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+# Columns of the tables that hold names, never numbers (a binning "x", a parameter "mu").
+TEXT_COLUMNS = ("target", "generator", "binning", "parameter")
 
 
 class ResultsError(RuntimeError):
@@ -86,6 +94,23 @@ def read_json(path: str | Path) -> Any:
 
 def write_csv(path: str | Path, df) -> None:
     atomic_write_text(path, df.to_csv(index=False, na_rep=""))
+
+
+def read_table(path: str | Path, columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """Read a CSV table of a results folder (text columns stay text); a clear error names the
+    file when it is missing, unreadable, or its columns are not ``columns``."""
+    import pandas as pd
+
+    path = Path(path)
+    try:
+        table = pd.read_csv(path, dtype={name: str for name in TEXT_COLUMNS})
+    except FileNotFoundError:
+        raise ResultsError(f"{path}: missing") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise ResultsError(f"{path}: not a readable CSV table ({exc})") from None
+    if columns is not None and list(table.columns) != list(columns):
+        raise ResultsError(f"{path}: columns {list(table.columns)} are not {list(columns)}")
+    return table
 
 
 def sha256_file(path: str | Path) -> str:

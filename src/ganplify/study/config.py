@@ -53,7 +53,7 @@ def schema() -> dict:
     properties = {}
     for key, value in base["properties"].items():
         if key == "resources":
-            properties.update({name: gen.config_schema()
+            properties.update({name: copy.deepcopy(gen.config_schema())
                                for name, gen in generators.REGISTRY.items()})
         properties[key] = value
     return {**base, "properties": properties}
