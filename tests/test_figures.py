@@ -127,7 +127,10 @@ def test_truth_families_figure_marks_each_target(two_target_study, monkeypatch, 
 
 def test_summary_names_the_target_of_each_row(two_target_study, capsys):
     results, _ = two_target_study
-    assert ganplify_main(["summary", str(results), "--generator", "fit"]) == 0
+    assert ganplify_main(["summary", str(results), "--generator", "fit", "--long"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split()[0] == "target"
     assert {line.split()[0] for line in lines[1:]} == {"gaussian_shell", "student_shell"}
+    assert ganplify_main(["summary", str(results), "--format", "csv"]) == 0
+    settings = {line.split(",")[0] for line in capsys.readouterr().out.splitlines()[1:]}
+    assert {s.rsplit(", ", 1)[-1] for s in settings} == {"gaussian_shell", "student_shell"}

@@ -252,19 +252,40 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def cmd_summary(args: argparse.Namespace) -> int:
     import pandas as pd
 
+    from ganplify.analysis import summary
     from ganplify.analysis.amplification import read_amplification
 
     table = read_amplification(Path(args.results) / layout.table("amplification"))
     if args.generator:
         table = table[table["generator"].isin(args.generator)]
-    cols = ["dim", "n_train", "generator", "binning", "n_quantiles", "n_generated",
-            "n_replicas", "n_equiv", "amplification", "amplification_lo", "amplification_hi"]
-    if table["target"].nunique() > 1:  # a study of several truth families
-        cols.insert(0, "target")
-    extra = [c for c in ("n_failed",) if c in table.columns]
-    with pd.option_context("display.max_rows", None, "display.width", 200,
-                           "display.float_format", "{:.3g}".format):
-        print(table[cols + extra].to_string(index=False))
+    if args.column not in table.columns:
+        numeric = [c for c in table.columns if pd.api.types.is_numeric_dtype(table[c])]
+        raise UsageError(f"--column {args.column!r} is not a column of the table; allowed: "
+                         f"{', '.join(numeric)}")
+    if args.long:
+        cols = ["dim", "n_train", "generator", "binning", "n_quantiles", "n_generated",
+                "n_replicas", "n_equiv", "amplification", "amplification_lo",
+                "amplification_hi"]
+        if table["target"].nunique() > 1:  # a study of several truth families
+            cols.insert(0, "target")
+        cols += [c for c in ("n_failed",) if c in table.columns]
+        if args.format == "csv":
+            sys.stdout.write(table[cols].to_csv(index=False))
+            return 0
+        with pd.option_context("display.max_rows", None, "display.width", 200,
+                               "display.float_format", "{:.3g}".format):
+            print(table[cols].to_string(index=False))
+        return 0
+    frame = summary.headline(table, args.column, args.n_generated)
+    if args.format == "csv":
+        sys.stdout.write(frame.to_csv(index=False))
+    elif args.format == "markdown":
+        print(summary.to_markdown(frame))
+    else:
+        what = (f"at n_generated = {args.n_generated:g}" if args.n_generated is not None
+                else "asymptotic or exact")
+        print(f"{args.column} ({what}; 68% or the configured interval in brackets)\n")
+        print(summary.to_text(frame))
     return 0
 
 
@@ -377,9 +398,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("verify", cmd_verify, "check a results folder against its manifest and contract")
     p.add_argument("results", type=Path)
 
-    p = add("summary", cmd_summary, "print a study's amplification table")
+    p = add("summary", cmd_summary, "print a study's headline: a setting-by-generator table of "
+            "the asymptotic or exact amplification with its interval")
     p.add_argument("results", type=Path)
     p.add_argument("--generator", action="append", help="only these generators (repeatable)")
+    p.add_argument("--column", default="amplification",
+                   help="the value shown (default amplification; e.g. amplification_robust_90, "
+                        "n_equiv)")
+    p.add_argument("--n-generated", type=float, default=None,
+                   help="the rows at this n_generated (default: each generator's asymptote or "
+                        "exact value)")
+    p.add_argument("--format", choices=("text", "markdown", "csv"), default="text")
+    p.add_argument("--long", action="store_true", help="every row of the table instead")
 
     p = add("status", cmd_status, "list done, failed, in-progress and missing replicas "
             "with reasons (exit 1 while some still have to run)")

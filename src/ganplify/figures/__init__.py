@@ -16,10 +16,20 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
+
 from ganplify import generators
+from ganplify.analysis import fit_uncertainty
+from ganplify.analysis import fit_uncertainty as fu
+from ganplify.analysis import robustness as rb
+from ganplify.analysis.amplification import read_amplification
+from ganplify.metrics.quantiles import Binning, CellCounter, edges
 from ganplify.results import layout
 from ganplify.results.io import ResultsError, read_json
 from ganplify.study import config as cfg
+from ganplify.study import data as study_data
+from ganplify.study import plan as study
+from ganplify.truth import make_target
 
 # The paper's truth family.
 PAPER_TARGET = "gaussian_shell"
@@ -55,7 +65,6 @@ def _has_generator(predicate: Callable[[str], bool]) -> Callable[[Mapping], bool
 
 
 def _applies_fit_uncertainty(config: Mapping) -> bool:
-    from ganplify.analysis import fit_uncertainty
 
     return fit_uncertainty.applies(config)
 
@@ -91,7 +100,6 @@ def _first_seed(config: Mapping, dim: int) -> int:
 
 
 def _setting(config: Mapping, dim: int, n_train: int, generator: str):
-    from ganplify.study import plan as study
 
     key = (shown_target(config), dim, n_train, generator)
     for s in study.settings(config):
@@ -107,7 +115,6 @@ def _done(results: Path, setting, seed: int) -> bool:
 
 def _model_sample(results: Path, config: Mapping, dim: int, n_train: int, seed: int, n: int):
     """(name, events) of the first sampling model of a setting with a finished replica."""
-    from ganplify.study import data as study_data
 
     # the paper's own model first, then the other sampling models by name
     order = sorted(generators.REGISTRY, key=lambda n: (not generators.REGISTRY[n].paper_model, n))
@@ -125,8 +132,6 @@ def _model_sample(results: Path, config: Mapping, dim: int, n_train: int, seed: 
 
 def _fig1(results: Path, config: Mapping, table, stem: Path) -> list[Path]:
     from ganplify.figures import paper, style
-    from ganplify.study import data as study_data
-    from ganplify.truth import make_target
 
     n_train = _n_train(config, 1)
     seed = _first_seed(config, 1)
@@ -168,9 +173,6 @@ def _projected_and_joint(dim: int, joint: Callable[[list[int]], list[int]]):
 
 def _fig5(results: Path, config: Mapping, table, stem: Path) -> list[Path]:
     from ganplify.figures import paper, style
-    from ganplify.metrics.quantiles import Binning, CellCounter, edges
-    from ganplify.study import data as study_data
-    from ganplify.truth import make_target
 
     target = make_target(shown_target(config), 2)
     q = 7 if 7 in cfg.axes(config, 2)["joint"] else _first(config, 2, "joint")
@@ -220,10 +222,8 @@ def _vs_n_train(results: Path, config: Mapping, table, stem: Path) -> list[Path]
 
 
 def _losses(results: Path, config: Mapping, table, stem: Path) -> list[Path]:
-    import pandas as pd
 
     from ganplify.figures import paper
-    from ganplify.study import plan as study
 
     histories = []
     for s in study.settings(config):
@@ -256,7 +256,6 @@ def _effective_parameters(results: Path, config: Mapping, table, stem: Path) -> 
 
 
 def _robustness(results: Path, config: Mapping, table, stem: Path) -> list[Path]:
-    from ganplify.analysis import robustness as rb
     from ganplify.figures import amplification as plots
 
     agg = config["aggregate"]  # the strict rule at the first required pass probability
@@ -266,7 +265,6 @@ def _robustness(results: Path, config: Mapping, table, stem: Path) -> list[Path]
 
 
 def _chi2_pass(results: Path, config: Mapping, table, stem: Path) -> list[Path]:
-    from ganplify.analysis import robustness as rb
     from ganplify.figures import robustness as robustness_plot
 
     agg = config["aggregate"]
@@ -277,7 +275,6 @@ def _chi2_pass(results: Path, config: Mapping, table, stem: Path) -> list[Path]:
 
 
 def _fit_uncertainty(results: Path, config: Mapping, table, stem: Path) -> list[Path]:
-    from ganplify.analysis import fit_uncertainty as fu
     from ganplify.figures import families
 
     uncertainty, parameters = (
@@ -337,7 +334,6 @@ def planned(config: Mapping) -> list[str]:
 
 def draw(name: str, results: Path, config: Mapping, stem: Path) -> list[Path]:
     """Draw figure ``name`` of the study in ``results`` to <stem>.png/.pdf."""
-    from ganplify.analysis.amplification import read_amplification
 
     if name not in FIGURES:
         raise ResultsError(f"unknown figure {name!r}; allowed: {', '.join(FIGURES)}")

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ganplify.analysis import fit_uncertainty as fu
 from ganplify.analysis import robustness as rb
 from ganplify.analysis.amplification import (
     REPLICA_COLUMNS,
@@ -114,7 +115,6 @@ def check_replicas(root: Path) -> list[str]:
 
 def check_fit_tables(root: Path) -> list[str]:
     """The fit's uncertainty tables, where the study has them (only studies with the fit)."""
-    from ganplify.analysis import fit_uncertainty as fu
 
     columns = dict(zip(fu.TABLES, (fu.UNCERTAINTY_COLUMNS, fu.PARAMETER_COLUMNS), strict=True))
     return [problem for name, cols in columns.items()

@@ -23,7 +23,7 @@ from ganplify.metrics.evaluation import (
 )
 from ganplify.metrics.quantiles import CellCounter
 from ganplify.results import layout
-from ganplify.results.io import write_csv, write_json
+from ganplify.results.io import ResultsError, read_json, write_csv, write_json
 from ganplify.results.provenance import job_record, now
 from ganplify.study.data import evaluation_rng, training_set
 from ganplify.study.plan import Chunk
@@ -147,7 +147,6 @@ def _neural(chunk: Chunk):
 
 def replica_finished(results: Path, chunk: Chunk, seed: int) -> dict | None:
     """The status of a replica whose training finished under this setting, else None."""
-    from ganplify.results.io import ResultsError, read_json
 
     rdir = results / chunk.setting.replica_dir(seed)
     try:

@@ -19,6 +19,7 @@ from functools import cached_property
 from ganplify import generators
 from ganplify.metrics.quantiles import Binning, binnings_for
 from ganplify.results import layout
+from ganplify.slurm import train_minutes as minutes
 from ganplify.study import config as cfg
 from ganplify.truth import make_target
 from ganplify.truth.shells import Shell
@@ -245,7 +246,6 @@ def plan(config: Mapping) -> list[Chunk]:
 
 def train_minutes(config: Mapping, chunk: Chunk) -> int:
     """Time limit of a chunk's training job (see ganplify.slurm.train_minutes)."""
-    from ganplify.slurm import train_minutes as minutes
 
     opts = chunk.setting.options
     # minibatch epochs (the GAN) have n_train / batch_size steps; full-batch models one
