@@ -18,6 +18,8 @@ try:
     STUDY = gconfig.validate(config)
 except gconfig.ConfigError as exc:
     raise WorkflowError(f"invalid config: {exc}") from None
+# the report's captions read snakemake.config: give them the validated values, defaults filled
+config.update(STUDY)
 
 RESULTS = f"results/{STUDY['study']}"
 CHUNKS = gstudy.plan(STUDY)
