@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -132,5 +134,6 @@ def test_summary_names_the_target_of_each_row(two_target_study, capsys):
     assert lines[0].split()[0] == "target"
     assert {line.split()[0] for line in lines[1:]} == {"gaussian_shell", "student_shell"}
     assert ganplify_main(["summary", str(results), "--format", "csv"]) == 0
-    settings = {line.split(",")[0] for line in capsys.readouterr().out.splitlines()[1:]}
-    assert {s.rsplit(", ", 1)[-1] for s in settings} == {"gaussian_shell", "student_shell"}
+    headline = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    assert {s.rsplit(", ", 1)[-1] for s in headline["setting"]} == {"gaussian_shell",
+                                                                     "student_shell"}

@@ -137,7 +137,7 @@ def test_schema_defaults_are_the_dataclass_defaults():
     config = cfg.validate({"study": "s", "target": "gaussian_shell", "seeds": {"first": 0,
                            "count": 1}, "dims": {1: {"generators": ["flow", "flow_matching"]}}})
     for name in ("flow", "flow_matching"):
-        block = {k: v for k, v in config[name].items() if k != "replicas"}
+        block = {k: v for k, v in config[name].items() if k not in ("replicas", "snapshots")}
         assert flows.MODELS[name].config_type.from_mapping(block) == \
             flows.MODELS[name].config_type()
 
@@ -166,7 +166,7 @@ def test_train_and_evaluate_jobs(tmp_path, name):
     for seed in chunk.seeds:
         rdir = tmp_path / chunk.setting.replica_dir(seed)
         assert {p.name for p in rdir.iterdir()} == {"status.json", "model.safetensors",
-                                                    "losses.csv"}
+                                                    "losses.csv", "snapshots"}
         losses = pd.read_csv(rdir / "losses.csv")
         assert list(losses.columns) == ["epoch", "train_loss", "val_loss"]
     jobs.run_evaluate(chunk.spec(), tmp_path, tmp_path / chunk.evaluated_flag)

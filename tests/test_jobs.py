@@ -44,7 +44,10 @@ def test_train_then_evaluate_writes_every_replica_file(tmp_path):
     for seed in chunk.seeds:
         rdir = tmp_path / chunk.setting.replica_dir(seed)
         assert {p.name for p in rdir.iterdir()} == {"status.json", "generator.safetensors",
-                                                    "losses.csv"}
+                                                    "losses.csv", "snapshots"}
+        # snapshots (auto): about ten log-spaced epochs of 3, the last included
+        assert sorted(p.name for p in (rdir / "snapshots").iterdir()) == [
+            "epoch1.safetensors", "epoch2.safetensors", "epoch3.safetensors"]
         with safetensors.safe_open(str(rdir / "generator.safetensors"), framework="pt") as f:
             assert f.metadata()["phash"] == chunk.setting.phash
         assert len(pd.read_csv(rdir / "losses.csv")) == TINY_GAN["epochs"]
@@ -158,3 +161,35 @@ def test_status_names_done_in_progress_failed_and_missing_replicas(tmp_path):
     lines = status.summary_lines(list(states.values()))
     assert any(line.endswith("seed2: in progress (checkpoint at epoch 2 of 3)") for line in lines)
     assert status.incomplete(list(states.values()))
+
+
+def test_learning_curve_from_snapshots_ends_at_the_final_weights(tmp_path):
+    """Snapshots are evaluated like the final weights: the last epoch's rows are mse.csv's,
+    and aggregation gives one asymptotic row per epoch and binning."""
+    from ganplify.analysis import learning_curve
+
+    config = tiny_config(gan={**TINY_GAN, "epochs": 4, "snapshots": [1, 3, 4, 9]})
+    (chunk,) = gan_chunks(config, 1)
+    jobs.run_train(chunk.spec("train"), tmp_path, tmp_path / chunk.trained_flag)
+    jobs.run_evaluate(chunk.spec(), tmp_path, tmp_path / chunk.evaluated_flag)
+    rdir = tmp_path / chunk.setting.replica_dir(0)
+    curve = pd.read_csv(rdir / "learning_curve.csv")
+    assert sorted(set(curve["epoch"])) == [1, 3, 4]  # epoch 9 is past the training
+    last = curve[curve["epoch"] == 4].drop(columns=["epoch", "spread_ratio"])
+    pd.testing.assert_frame_equal(last.reset_index(drop=True), pd.read_csv(rdir / "mse.csv"))
+    assert not curve[curve["epoch"] == 1]["mse"].equals(curve[curve["epoch"] == 4]["mse"])
+    mse, replicas = learning_curve.collect(tmp_path, [chunk])
+    table = learning_curve.learning_table(mse, replicas, n_boot=100, interval=0.68, seed=0,
+                                          collapse_spread=0.5, saturation=0.1)
+    assert list(table.columns) == learning_curve.COLUMNS
+    assert set(table["epoch"]) == {1, 3, 4} and (table["n_replicas"] == 3).all()
+    assert len(table) == 3 * len(chunk.binnings)
+
+
+def test_snapshot_epochs():
+    from ganplify.analysis.learning_curve import snapshot_epochs
+
+    assert snapshot_epochs("auto", 150) == [1, 2, 3, 5, 9, 16, 28, 49, 86, 150]
+    assert snapshot_epochs("auto", 3) == [1, 2, 3]
+    assert snapshot_epochs([5, 0, 200, 5], 150) == [5]
+    assert snapshot_epochs([], 150) == []

@@ -138,6 +138,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def cmd_aggregate(args: argparse.Namespace) -> int:
     from ganplify.analysis import amplification as amp
+    from ganplify.analysis import learning_curve
     from ganplify.analysis import robustness as rb
     from ganplify.results.io import write_csv
     from ganplify.study import plan as study
@@ -161,8 +162,15 @@ def cmd_aggregate(args: argparse.Namespace) -> int:
     write_csv(results / layout.table("amplification"), table)
     write_csv(results / layout.table("robustness"), rb.realised_table(mse, agg["robust_cl"]))
     write_csv(results / layout.table("robustness_limits"), limits)
+    curve_mse, curve_replicas = learning_curve.collect(results, chunks)
+    curve = learning_curve.learning_table(
+        curve_mse, curve_replicas, n_boot=agg["bootstrap"], interval=agg["interval"],
+        seed=agg["seed"], collapse_spread=agg["collapse_spread"], saturation=agg["saturation"],
+    )
+    write_csv(results / layout.table("learning_curve"), curve)
     n_failed = int((replicas["status"] != "done").sum())
-    print(f"aggregated {len(replicas)} replicas ({n_failed} failed) into {len(table)} rows")
+    print(f"aggregated {len(replicas)} replicas ({n_failed} failed) into {len(table)} rows; "
+          f"learning curves: {len(curve)} rows")
     return 0
 
 

@@ -35,6 +35,7 @@ rule aggregate:
         replicas=TABLE["replicas"],
         robustness=TABLE["robustness"],
         robustness_limits=TABLE["robustness_limits"],
+        learning_curve=TABLE["learning_curve"],
     log:
         f"{RESULTS}/logs/aggregate.log",
     params:

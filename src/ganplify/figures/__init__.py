@@ -19,13 +19,13 @@ from pathlib import Path
 import pandas as pd
 
 from ganplify import generators
-from ganplify.analysis import fit_uncertainty
+from ganplify.analysis import fit_uncertainty, learning_curve
 from ganplify.analysis import fit_uncertainty as fu
 from ganplify.analysis import robustness as rb
 from ganplify.analysis.amplification import read_amplification
 from ganplify.metrics.quantiles import Binning, CellCounter, edges
 from ganplify.results import layout
-from ganplify.results.io import ResultsError, read_json
+from ganplify.results.io import ResultsError, read_json, read_table
 from ganplify.study import config as cfg
 from ganplify.study import data as study_data
 from ganplify.study import plan as study
@@ -264,6 +264,17 @@ def _robustness(results: Path, config: Mapping, table, stem: Path) -> list[Path]
                                    agg["robust_cl"])
 
 
+def _learning_curve(results: Path, config: Mapping, table, stem: Path) -> list[Path]:
+    from ganplify.figures import learning
+
+    curve = read_table(results / layout.table("learning_curve"), learning_curve.COLUMNS)
+    curve = curve[curve["target"] == shown_target(config)]
+    if curve.empty:
+        raise ResultsError("tables/learning_curve.csv has no rows: every neural generator ran "
+                           "with snapshots: []")
+    return learning.learning_curve_figure(curve, stem)
+
+
 def _chi2_pass(results: Path, config: Mapping, table, stem: Path) -> list[Path]:
     from ganplify.figures import robustness as robustness_plot
 
@@ -318,6 +329,8 @@ FIGURES: dict[str, Figure] = {
     "robustness": Figure(_has_generator(generators.is_model), _robustness),
     "chi2_pass": Figure(_has_generator(generators.is_model), _chi2_pass,
                         ("amplification", "robustness")),
+    "learning_curve": Figure(_has_generator(lambda g: generators.REGISTRY[g].neural),
+                             _learning_curve, ("learning_curve",)),
     "fit_uncertainty": Figure(_applies_fit_uncertainty, _fit_uncertainty,
                               ("amplification", "fit_uncertainty", "fit_parameters")),
     "truth_families": Figure(

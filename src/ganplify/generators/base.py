@@ -23,6 +23,20 @@ from ganplify.study.data import training_set
 REPLICAS_SCHEMA: dict = {"$ref": "#/$defs/replicas"}
 
 
+# The neural generators' learning-curve option (an operational key: it never changes what a
+# replica learns, only which of its epochs are saved and evaluated).
+SNAPSHOTS_SCHEMA: dict = {
+    "oneOf": [{"type": "string", "enum": ["auto"]},
+              {"type": "array", "uniqueItems": True, "items": {"type": "integer", "minimum": 1}}],
+    "default": "auto",
+    "description": (
+        "epochs after which every replica's generator is saved and evaluated like the final "
+        "one, for the learning curve (tables/learning_curve.csv): auto (about ten log-spaced "
+        "epochs, the last included), a list of epochs, or [] for none"
+    ),
+}
+
+
 def schema_fragment(text: str) -> dict:
     """JSON-schema properties written as YAML (how generators declare their options)."""
     return yaml.safe_load(textwrap.dedent(text)) or {}
@@ -113,6 +127,11 @@ class Generator:
             "description": self.description,
             "properties": {"replicas": REPLICAS_SCHEMA, **self.options_schema},
         }
+
+    @classmethod
+    def training_epochs(cls, options: Mapping[str, Any]) -> int:
+        """Epochs of a neural generator's training under ``options``."""
+        return int({**cls.option_defaults(), **options}["epochs"])
 
     def check_options(self, options: Mapping[str, Any], n_train: int) -> str | None:
         """Why these options cannot train on ``n_train`` points, as ``"<key> = <value>: why"``

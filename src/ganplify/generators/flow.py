@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ganplify.generators.base import Generator, schema_fragment
+from ganplify.generators.base import SNAPSHOTS_SCHEMA, Generator, schema_fragment
 from ganplify.generators.neural.sampling import trained_sampler
 from ganplify.results import layout
 
@@ -29,10 +29,12 @@ class Flow(Generator):
                                   "on seeds 100000+ (benchmarks/tune_density_models.py)")
     neural: ClassVar[bool] = True
     dim_options: ClassVar[bool] = True
+    operational: ClassVar[frozenset[str]] = frozenset({"replicas", "snapshots"})
     history_columns: ClassVar[tuple[str, ...]] = ("train_loss", "val_loss")
     weights_file: ClassVar[str] = "model.safetensors"
-    replica_files: ClassVar[tuple[str, ...]] = ("model.safetensors", layout.LOSSES)
-    options_schema: ClassVar[dict] = schema_fragment("""
+    replica_files: ClassVar[tuple[str, ...]] = ("model.safetensors", layout.LOSSES,
+                                                   layout.LEARNING)
+    options_schema: ClassVar[dict] = {**schema_fragment("""
       epochs:
         type: integer
         minimum: 1
@@ -90,7 +92,7 @@ class Flow(Generator):
         description: >-
           splines act on [-bound, bound] training-set standard deviations (identity outside), >
           0
-    """)
+    """), "snapshots": SNAPSHOTS_SCHEMA}
 
     def check_options(self, options: Mapping[str, Any], n_train: int) -> str | None:
         holdout = {**self.option_defaults(), **options}["holdout"]

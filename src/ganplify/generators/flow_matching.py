@@ -40,4 +40,5 @@ class FlowMatching(Flow):
         description: >-
           RK4 steps from noise to data when sampling (4 network calls each), >= 1
     """),
+        "snapshots": Flow.options_schema["snapshots"],
     }

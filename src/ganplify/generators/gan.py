@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ganplify.generators.base import Generator, schema_fragment
+from ganplify.generators.base import SNAPSHOTS_SCHEMA, Generator, schema_fragment
 from ganplify.generators.neural.sampling import trained_sampler
 from ganplify.results import layout
 
@@ -32,13 +32,13 @@ class Gan(Generator):
     adversarial: ClassVar[bool] = True
     dim_options: ClassVar[bool] = True
     operational: ClassVar[frozenset[str]] = frozenset({"replicas", "checkpoint_every",
-                                                       "cuda_graphs"})
+                                                       "cuda_graphs", "snapshots"})
     history_columns: ClassVar[tuple[str, ...]] = ("d_loss", "g_loss", "penalty")
     weights_file: ClassVar[str] = "generator.safetensors"
     replica_files: ClassVar[tuple[str, ...]] = (
-        "generator.safetensors", layout.LOSSES, *layout.CHECKPOINT_FILES,
+        "generator.safetensors", layout.LOSSES, layout.LEARNING, *layout.CHECKPOINT_FILES,
     )
-    options_schema: ClassVar[dict] = schema_fragment("""
+    options_schema: ClassVar[dict] = {**schema_fragment("""
       epochs:
         type: integer
         minimum: 1
@@ -141,7 +141,7 @@ class Gan(Generator):
         description: >-
           capture the training step in a CUDA graph on GPUs (auto falls back to eager); does not
           change results
-    """)
+    """), "snapshots": SNAPSHOTS_SCHEMA}
 
     def train(self, train_sets: np.ndarray, seeds: Sequence[int], options: dict,
               runtime: dict, device: str, checkpoints: Sequence[Path], config_hash: str,

@@ -6,6 +6,7 @@
           params.json  seeds<a>-<b>.trained.json  seeds<a>-<b>.eval-<ehash>.json
           seed<k>/                                                  a replica
               status.json  mse.csv  + the generator's own files (`Generator.replica_files`)
+              snapshots/epoch<e>.safetensors                        (neural: learning curve)
               member<m>/                                            (reserved: several models
                                                                      trained on one set)
       tables/<name>.csv  (`TABLES`)
@@ -36,12 +37,14 @@ STATUS = "status.json"  # a replica's outcome
 MSE = "mse.csv"  # a replica's MSE at every binning and event count
 FIT_INFO = "fit.json"  # what fitting a replica found (fitted parameters, a bandwidth)
 LOSSES = "losses.csv"  # a trained replica's loss history
+LEARNING = "learning_curve.csv"  # a trained replica's MSE at its snapshot epochs
+SNAPSHOTS = "snapshots"  # a trained replica's generator at chosen epochs (learning curve)
 CHECKPOINT = "checkpoint"  # base name of a training checkpoint (.safetensors + .json)
 CHECKPOINT_FILES = (f"{CHECKPOINT}.safetensors", f"{CHECKPOINT}.json")
 
 # Every table a study can write (tables/<name>.csv).
 TABLES = ("mse", "amplification", "replicas", "fit_uncertainty", "fit_parameters",
-          "robustness", "robustness_limits")
+          "robustness", "robustness_limits", "learning_curve")
 
 PHASH_LENGTH = 10  # hex digits of a setting's parameter hash
 EHASH_LENGTH = 8  # hex digits of a chunk's evaluation hash
@@ -64,6 +67,11 @@ def replica_dir(setting: str, seed: int) -> str:
 def member_dir(replica: str, member: int) -> str:
     """A member's folder inside a replica's: one of several models trained on its set."""
     return f"{replica}/member{member}"
+
+
+def snapshot(replica: str, epoch: int) -> str:
+    """A replica's generator saved after ``epoch`` (1-based) of its training."""
+    return f"{replica}/{SNAPSHOTS}/epoch{epoch}.safetensors"
 
 
 def chunk_name(seeds: Iterable[int]) -> str:
@@ -114,6 +122,7 @@ def contract_patterns(generators: Mapping[str, Any]) -> list[str]:
         rf"{setting}/{re.escape(PARAMS)}",
         rf"{setting}/{CHUNK_PATTERN}\.(trained|eval-{EHASH_PATTERN})\.json",
         rf"{setting}/seed\d+/({'|'.join(map(re.escape, replica_files))})",
+        rf"{setting}/seed\d+/{SNAPSHOTS}/epoch\d+\.safetensors",
         rf"{LOGS_DIR}/.+",
     ]
 

@@ -12,8 +12,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from ganplify import generators
+from ganplify.analysis.learning_curve import snapshot_epochs
 from ganplify.metrics.evaluation import (
     PrefixMSE,
     draw_in_chunks,
@@ -161,6 +163,13 @@ def replica_finished(results: Path, chunk: Chunk, seed: int) -> dict | None:
     return status
 
 
+def snapshot_epochs_of(chunk: Chunk) -> list[int]:
+    """The epochs whose generators a neural chunk saves and evaluates (its ``snapshots``)."""
+    gen = generators.get(chunk.setting.generator)
+    epochs = gen.training_epochs(chunk.setting.options)
+    return snapshot_epochs(chunk.runtime.get("snapshots", "auto"), epochs)
+
+
 def run_train(spec: dict, results: str | Path, output: str | Path) -> dict:
     """Train the unfinished replicas of a chunk of a neural generator as one ensemble.
 
@@ -180,15 +189,24 @@ def run_train(spec: dict, results: str | Path, output: str | Path) -> dict:
     start = time.perf_counter()
     write_json(results / setting.relpath / layout.PARAMS, setting.params())
     todo = [s for s in chunk.seeds if replica_finished(results, chunk, s) is None]
-    runtime = {k: v for k, v in chunk.runtime.items() if k != "device"}
+    runtime = {k: v for k, v in chunk.runtime.items() if k not in ("device", "snapshots")}
     device = chunk.runtime.get("device", "auto")
     info: dict = {"trained": todo, "skipped": [s for s in chunk.seeds if s not in todo]}
     if todo:
         target = setting.make_target()
         train_sets = np.stack([training_set(target, setting.n_train, s) for s in todo])
         bases = [results / setting.replica_dir(s) / layout.CHECKPOINT for s in todo]
+        metadata = {"phash": setting.phash, "generator": gen.name,
+                    **gen.weights_metadata(dict(setting.options))}
+
+        def save_snapshots(epoch: int, weights: list) -> None:
+            for seed, w in zip(todo, weights, strict=True):
+                path = results / layout.snapshot(setting.replica_dir(seed), epoch)
+                neural_io.save_generator(path, w, {**metadata, "seed": seed, "epoch": epoch})
+
         result = gen.train(train_sets, todo, dict(setting.options), runtime, device, bases,
-                           setting.phash)
+                           setting.phash, hook=save_snapshots,
+                           hook_epochs=snapshot_epochs_of(chunk))
         device = result.device
         info.update(resumed_from_epoch=result.resumed_from_epoch, cuda_graph=result.cuda_graph)
         for k, seed in enumerate(todo):
@@ -197,11 +215,8 @@ def run_train(spec: dict, results: str | Path, output: str | Path) -> dict:
                                       gen.history_columns)
             ok = result.status[k] == "done"
             if ok:
-                neural_io.save_generator(
-                    rdir / gen.weights_file, result.generator_weights[k],
-                    {"phash": setting.phash, "seed": seed, "generator": gen.name,
-                     **gen.weights_metadata(dict(setting.options))},
-                )
+                neural_io.save_generator(rdir / gen.weights_file, result.generator_weights[k],
+                                         {**metadata, "seed": seed})
             else:
                 (rdir / gen.weights_file).unlink(missing_ok=True)
             write_status(results, chunk, seed, ok, result.reason[k],
@@ -250,29 +265,51 @@ def run_evaluate(
         if status["status"] == "done":
             done.append(seed)
     device = neural_device.resolve_device(chunk.runtime.get("device", "auto"))
-    if done:
-        weights = [neural_io.load_generator(results / setting.replica_dir(s) / gen.weights_file)
-                   for s in done]
-        options = dict(setting.options)
+    options = dict(setting.options)
+
+    def evaluate(paths: list[Path], seeds: list[int]) -> list[PrefixMSE]:
+        """Generate events from these replicas' weights (batched) and bin them."""
+        weights = [neural_io.load_generator(p) for p in paths]
         per_event = gen.bytes_per_event(options, setting.dim)
-        step = max(256, min(chunk.chunk_size, memory_mb * 2**20 // (len(done) * per_event)))
-        accs = [PrefixMSE(counter, chunk.n_generated) for _ in done]
-        stream = gen.generate(weights, done, max(chunk.n_generated), step, str(device),
-                              options)
-        for x in stream:
+        step = max(256, min(chunk.chunk_size, memory_mb * 2**20 // (len(seeds) * per_event)))
+        accs = [PrefixMSE(counter, chunk.n_generated) for _ in seeds]
+        for x in gen.generate(weights, seeds, max(chunk.n_generated), step, str(device),
+                              options):
             for acc, events in zip(accs, x, strict=True):
                 acc.feed(events)
+        return accs
+
+    def table_of(seed: int, acc: PrefixMSE):
+        return replica_table(
+            target=setting.target, dim=setting.dim, n_train=setting.n_train,
+            generator=setting.generator, seed=seed, binnings=chunk.binnings,
+            n_grid=chunk.n_generated, values=acc.result(),
+        )
+
+    if done:
+        accs = evaluate([results / setting.replica_dir(s) / gen.weights_file for s in done],
+                        done)
         for seed, acc in zip(done, accs, strict=True):
             rdir = results / setting.replica_dir(seed)
-            table = replica_table(
-                target=setting.target, dim=setting.dim, n_train=setting.n_train,
-                generator=setting.generator, seed=seed, binnings=chunk.binnings,
-                n_grid=chunk.n_generated, values=acc.result(),
-            )
-            write_csv(rdir / layout.MSE, table)
+            write_csv(rdir / layout.MSE, table_of(seed, acc))
             status = {**statuses[seed], "spread_ratio": acc.spread() / target.total_std(),
                       "ehash": chunk.ehash, "evaluated": now()}
             write_json(rdir / layout.STATUS, status)
+        curves: dict[int, list] = {seed: [] for seed in done}
+        for epoch in snapshot_epochs_of(chunk):
+            paths = {s: results / layout.snapshot(setting.replica_dir(s), epoch) for s in done}
+            have = [s for s in done if paths[s].is_file()]
+            if not have:
+                continue
+            for seed, acc in zip(have, evaluate([paths[s] for s in have], have), strict=True):
+                curves[seed].append(table_of(seed, acc).assign(
+                    epoch=epoch, spread_ratio=acc.spread() / target.total_std()))
+        for seed, tables in curves.items():
+            path = results / setting.replica_dir(seed) / layout.LEARNING
+            if tables:
+                write_csv(path, pd.concat(tables, ignore_index=True))
+            else:
+                path.unlink(missing_ok=True)
     flag = {
         "job": "evaluate", "chunk": chunk.name, "spec": spec,
         "replicas": {str(s): statuses[s]["status"] for s in chunk.seeds},
