@@ -97,7 +97,7 @@ def test_dry_run_of_the_paper_config(project):
                        "fig5_ring_cells", "fig6_shell_mse", "fig7_shell_cells",
                        "amplification_vs_n_generated", "amplification_vs_n_train",
                        "gan_losses", "league", "effective_parameters", "robustness",
-                       "chi2_pass", "fit_uncertainty"}
+                       "learning_curve", "chi2_pass", "fit_uncertainty"}
     assert "--configfile" not in proc.stderr  # no warning about merged config files
 
 

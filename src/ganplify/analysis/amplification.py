@@ -44,7 +44,7 @@ CONTRACT_COLUMNS = [
 # test against the truth, with the errors of N events, with probability pi (`robustness.n_robust`
 # of the same mean MSE as n_equiv), and amplification_robust_<100 pi> = that over n_train.
 EXTRA_COLUMNS = ["n_failed", "n_collapsed", "amplification_median", "n_saturation",
-                 "n_params_eff"]
+                 "n_params_eff", "amplification_rerun_lo", "amplification_rerun_hi"]
 
 
 def amplification_columns(pass_probabilities: Sequence[float] = rb.PASS_PROBABILITIES
@@ -137,6 +137,35 @@ def bootstrap_means(values: np.ndarray, n_boot: int, rng: np.random.Generator) -
     return values[idx].mean(axis=1)
 
 
+def rerun_interval(values: np.ndarray, interval: float) -> tuple[float, float]:
+    """Where the mean MSE of a rerun with as many independent replicas lands, with
+    probability ``interval``: mean +- t_{n-1} s sqrt(2 / n).
+
+    A rerun elsewhere (another CPU's kernels, a GPU) does not reproduce a chaotic training: its
+    replicas are new draws. Its mean then differs from this one by the sampling error of both,
+    hence sqrt(2) times the standard error, and the t quantile with n - 1 degrees of freedom
+    for a handful of replicas. The interval of the mean (amplification_lo/hi) does not say
+    this: it is where the true mean lies, not where another run's mean falls.
+    """
+    from scipy import stats
+
+    n = len(values)
+    if n < 2:
+        return float("nan"), float("nan")
+    mean, s = float(np.mean(values)), float(np.std(values, ddof=1))
+    half = float(stats.t.ppf(0.5 + 0.5 * interval, n - 1)) * s * np.sqrt(2.0 / n)
+    return mean - half, mean + half
+
+
+def _amplification_of(mse_value: float, n_cells: int, n_train: int) -> float:
+    """Amplification of an MSE bound; a bound at or below zero means no finite limit."""
+    if not np.isfinite(mse_value):
+        return float("nan")
+    if mse_value <= 0:
+        return float("inf")
+    return float(qt.n_equiv(mse_value, n_cells)) / n_train
+
+
 def _summary_row(key, n_generated, values, counts, n_boot, interval, rng,
                  robust_cl: float = 0.95,
                  pass_probabilities: Sequence[float] = rb.PASS_PROBABILITIES) -> dict:
@@ -161,6 +190,7 @@ def _summary_row(key, n_generated, values, counts, n_boot, interval, rng,
     # N_equiv falls as the MSE rises: the upper MSE bound gives the lower N_equiv bound
     n_lo = float(qt.n_equiv(mse_hi, n_cells)) if np.isfinite(mse_hi) else float("nan")
     n_hi = float(qt.n_equiv(mse_lo, n_cells)) if np.isfinite(mse_lo) else float("nan")
+    rerun_lo, rerun_hi = rerun_interval(values, interval)
     return {
         "target": target, "dim": dim, "n_train": n_train, "generator": generator,
         "binning": binning, "n_quantiles": n_quantiles, "n_cells": n_cells,
@@ -173,6 +203,8 @@ def _summary_row(key, n_generated, values, counts, n_boot, interval, rng,
         "amplification_median": float(np.median(qt.amplification(values, n_cells, n_train))),
         "n_saturation": np.nan,
         "n_params_eff": (n_cells - 1) * n_train / n_eq if own and n_eq > 0 else np.nan,
+        "amplification_rerun_lo": _amplification_of(rerun_hi, n_cells, n_train),
+        "amplification_rerun_hi": _amplification_of(rerun_lo, n_cells, n_train),
         **robust,
     }
 
