@@ -37,6 +37,7 @@ def snakemake(project, *args):
     return proc.stdout + proc.stderr
 
 
+@pytest.mark.slow  # two real study runs
 def test_two_folders_merge_into_the_study_of_all_seeds(tmp_path):
     project = copy_project(tmp_path / "p")
     for name, first in (("alice", 0), ("bob", 2), ("both", 0)):

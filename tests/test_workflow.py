@@ -126,6 +126,7 @@ def test_bad_config_stops_before_any_job(project):
     assert proc.returncode != 0 and "seeds.first" in proc.stderr + proc.stdout
 
 
+@pytest.mark.slow  # runs the quick default end to end (about 8 minutes on 2 cores)
 def test_quick_run_produces_the_contract(quick_run):
     res = quick_run / "results" / "quick"
     from ganplify.figures import planned
@@ -165,6 +166,7 @@ def test_quick_run_produces_the_contract(quick_run):
     assert ganplify_main(["verify", str(res)]) == 0
 
 
+@pytest.mark.slow  # runs the quick default end to end (about 8 minutes on 2 cores)
 def test_report_holds_every_figure(quick_run):
     report = quick_run / "results" / "quick" / "report.html"
     run_snakemake(quick_run, "--report", str(report))
@@ -178,11 +180,13 @@ def test_report_holds_every_figure(quick_run):
     assert ganplify_main(["verify", str(quick_run / "results" / "quick")]) == 0
 
 
+@pytest.mark.slow  # runs the quick default end to end (about 8 minutes on 2 cores)
 def test_rerun_does_nothing(quick_run):
     proc = run_snakemake(quick_run, "-n")
     assert "Nothing to be done" in proc.stdout + proc.stderr
 
 
+@pytest.mark.slow  # runs the quick default end to end (about 8 minutes on 2 cores)
 def test_copied_results_folder_does_not_rerun_replica_jobs(quick_run, tmp_path):
     other = copy_project(tmp_path / "other")
     shutil.copytree(quick_run / "results", other / "results")  # fresh file times
@@ -198,6 +202,7 @@ def test_copied_results_folder_does_not_rerun_replica_jobs(quick_run, tmp_path):
                for j in jobs), jobs
 
 
+@pytest.mark.slow  # runs the quick default end to end (about 8 minutes on 2 cores)
 def test_verify_catches_altered_missing_and_foreign_files(quick_run, tmp_path, capsys):
     res = tmp_path / "copy"
     shutil.copytree(quick_run / "results" / "quick", res)
@@ -215,6 +220,7 @@ def test_verify_catches_altered_missing_and_foreign_files(quick_run, tmp_path, c
     assert "seed7/fit.json: missing" in err
 
 
+@pytest.mark.slow  # runs the quick default end to end (about 8 minutes on 2 cores)
 def test_summary_prints_the_table(quick_run, capsys):
     assert ganplify_main(["summary", str(quick_run / "results" / "quick"),
                           "--generator", "fit"]) == 0

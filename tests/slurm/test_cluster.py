@@ -6,7 +6,7 @@ import pytest
 
 from tests.slurm.cluster import run, sacct_state, sbatch, wait_for_state
 
-pytestmark = pytest.mark.slurm
+pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
 
 def test_wrap_job_completes(slurm_cluster, tmp_path):

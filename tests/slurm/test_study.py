@@ -24,7 +24,7 @@ from ganplify.cli import main as ganplify_main
 from tests.helpers import copy_project, env_with_venv, snakemake_cmd
 from tests.slurm.cluster import run
 
-pytestmark = pytest.mark.slurm
+pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
 STUDY = {
     "study": "cluster",
