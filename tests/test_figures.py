@@ -107,19 +107,20 @@ def test_truth_families_figure_marks_each_target(two_target_study, monkeypatch, 
     import matplotlib.pyplot as plt
 
     from ganplify.analysis.amplification import read_amplification
+    from ganplify.figures import style
 
     results, _ = two_target_study
     table = read_amplification(results / "tables" / "amplification.csv")
     saved = {}
-    monkeypatch.setattr(plots, "save", lambda fig, stem: saved.setdefault("fig", fig) and [])
+    monkeypatch.setattr(style, "save", lambda fig, stem: saved.setdefault("fig", fig) and [])
     families.truth_families_figure(table, tmp_path / "x", targets=["gaussian_shell",
                                                                    "student_shell"])
     fig = saved["fig"]
     axes = [ax for ax in fig.axes if ax.get_visible()]
-    assert [ax.get_title() for ax in axes] == ["d=1, n_train=50", "d=2, n_train=50"]
+    assert [ax.get_title() for ax in axes] == [style.setting_title(d, 50) for d in (1, 2)]
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert {"Gaussian shell", "Student-t shell"} <= set(legend)
     for ax in axes:
-        legend = [t.get_text() for t in ax.get_legend().get_texts()]
-        assert legend[-2:] == ["Gaussian shell", "Student-t shell"]
         markers = {line.get_marker() for line in ax.get_lines() if line.get_marker() != "None"}
         assert {"o", "s"} <= markers
     plt.close(fig)
@@ -134,3 +135,4 @@ def test_summary_names_the_target_of_each_row(two_target_study, capsys):
     assert ganplify_main(["summary", str(results), "--format", "csv"]) == 0
     settings = {line.split(",")[0] for line in capsys.readouterr().out.splitlines()[1:]}
     assert {s.rsplit(", ", 1)[-1] for s in settings} == {"gaussian_shell", "student_shell"}
+
