@@ -31,6 +31,11 @@ from ganplify.figures.style import (
 
 matplotlib.use("Agg")  # no display on cluster nodes
 
+# The paper states its values at 10,000 generated events; the league shows them beside the
+# asymptote where the study evaluated that many.
+LEAGUE_N_GENERATED = 10_000
+
+
 def interval_key(interval: float | None, what: str = "band") -> tuple[Any, str]:
     """A legend entry saying what a band (or error bar) of amplification is."""
     level = "" if interval is None else f"{interval:.0%} "
@@ -198,8 +203,9 @@ def _league_axes(
 def league_figure(
     table: pd.DataFrame, stem: str | Path, *, interval: float | None = None
 ) -> list[Path]:
-    """The league table: every generator's amplification at its asymptote (exact for the fit)
-    with its interval over replicas, one row per binning, one panel per (dim, n_train).
+    """The league table: every generator's amplification at its asymptote (filled; exact for
+    the fit) and at `LEAGUE_N_GENERATED` generated events (open, where the study evaluated that
+    many), with intervals over replicas, one row per binning, one panel per (dim, n_train).
 
     Parameters
     ----------
@@ -211,6 +217,9 @@ def league_figure(
         The intervals' level (aggregate.interval), named in the legend.
     """
     own = _own_rows(table)
+    models = table[table["generator"].map(generators.is_model)]
+    at_n = models[(models["n_generated"] == LEAGUE_N_GENERATED)
+                  & np.isfinite(models["amplification"])]
     panels = sorted({(d, n) for d, n in own[["dim", "n_train"]].itertuples(index=False)})
     gens = sorted(own["generator"].unique())
     bins_of = {p: sorted({(p[0], b, q) for b, q in
@@ -225,24 +234,28 @@ def league_figure(
     row_in = 0.09 * max(len(gens), 1) + 0.12  # inches per binning: a slot per generator
     fig = plt.figure(figsize=(TEXT_WIDTH, 1.2 + 0.35 * len(panels) / n_cols + row_in * per_col))
     step = 0.8 / max(len(gens), 1)
+    dy = 0.2 * step if len(at_n) else 0.0  # the open marker beside the filled one
     pairs = _league_axes(fig, panels, heights, n_cols) if panels else []
     for ax, (dim, n_train) in pairs:
         sel = own[(own["dim"] == dim) & (own["n_train"] == n_train)]
+        sel_n = at_n[(at_n["dim"] == dim) & (at_n["n_train"] == n_train)]
         bins = bins_of[(dim, n_train)]
         for i, gen in enumerate(gens):
             color = generator_color(gen, i)
             for j, (_, binning, q) in enumerate(bins):
                 y = j - 0.4 + step * (i + 0.5)
-                row = sel[(sel["generator"] == gen) & (sel["binning"] == binning)
-                          & (sel["n_quantiles"] == q)]
-                if row.empty:
-                    continue
-                r = row.iloc[0]
-                ax.errorbar([r["amplification"]], [y],
-                            xerr=[[r["amplification"] - r["amplification_lo"]],
-                                  [r["amplification_hi"] - r["amplification"]]],
-                            color=color, marker="o", ms=3, elinewidth=0.8,
-                            label=replica_label(gen, dim, int(r["n_replicas"])))
+                for rows, shift, face in ((sel, -dy, color), (sel_n, dy, "white")):
+                    row = rows[(rows["generator"] == gen) & (rows["binning"] == binning)
+                               & (rows["n_quantiles"] == q)]
+                    if row.empty:
+                        continue
+                    r = row.iloc[0]
+                    ax.errorbar([r["amplification"]], [y + shift],
+                                xerr=[[r["amplification"] - r["amplification_lo"]],
+                                      [r["amplification_hi"] - r["amplification"]]],
+                                color=color, mfc=face, marker="o", ms=3, elinewidth=0.8,
+                                label=replica_label(gen, dim, int(r["n_replicas"]))
+                                if face == color else None)
         ax.axvline(1.0, color="0.4", ls="--", lw=0.7)
         log_axis(ax.xaxis, ax.set_xscale)
         ax.set_yticks(range(len(bins)))
@@ -256,7 +269,12 @@ def league_figure(
         ax = fig.add_subplot()
         ax.text(0.5, 0.5, "no generator besides the sample baseline", ha="center",
                 va="center", transform=ax.transAxes)
-    figure_legend(fig, [*style.unique_entries(a for a, _ in pairs),
+    keys = [(Line2D([], [], color="0.3", marker="o", ls="none"),
+             r"filled: asymptote ($n_{generated} \to \infty$), or exact")]
+    if len(at_n):
+        keys.append((Line2D([], [], color="0.3", mfc="white", marker="o", ls="none"),
+                     f"open: at {LEAGUE_N_GENERATED:,} generated events"))
+    figure_legend(fig, [*style.unique_entries(a for a, _ in pairs), *keys,
                         interval_key(interval, "error bar")])
     return style.save(fig, stem)
 
