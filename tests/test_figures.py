@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from ganplify import figures
+from ganplify import figures, generators
 from ganplify.cli import main as ganplify_main
 from ganplify.figures import amplification as plots
 from ganplify.figures import families, paper
@@ -109,19 +109,20 @@ def test_truth_families_figure_marks_each_target(two_target_study, monkeypatch, 
     import matplotlib.pyplot as plt
 
     from ganplify.analysis.amplification import read_amplification
+    from ganplify.figures import style
 
     results, _ = two_target_study
     table = read_amplification(results / "tables" / "amplification.csv")
     saved = {}
-    monkeypatch.setattr(plots, "save", lambda fig, stem: saved.setdefault("fig", fig) and [])
+    monkeypatch.setattr(style, "save", lambda fig, stem: saved.setdefault("fig", fig) and [])
     families.truth_families_figure(table, tmp_path / "x", targets=["gaussian_shell",
                                                                    "student_shell"])
     fig = saved["fig"]
     axes = [ax for ax in fig.axes if ax.get_visible()]
-    assert [ax.get_title() for ax in axes] == ["d=1, n_train=50", "d=2, n_train=50"]
+    assert [ax.get_title() for ax in axes] == [style.setting_title(d, 50) for d in (1, 2)]
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert {"Gaussian shell", "Student-t shell"} <= set(legend)
     for ax in axes:
-        legend = [t.get_text() for t in ax.get_legend().get_texts()]
-        assert legend[-2:] == ["Gaussian shell", "Student-t shell"]
         markers = {line.get_marker() for line in ax.get_lines() if line.get_marker() != "None"}
         assert {"o", "s"} <= markers
     plt.close(fig)
@@ -137,3 +138,292 @@ def test_summary_names_the_target_of_each_row(two_target_study, capsys):
     headline = pd.read_csv(io.StringIO(capsys.readouterr().out))
     assert {s.rsplit(", ", 1)[-1] for s in headline["setting"]} == {"gaussian_shell",
                                                                      "student_shell"}
+
+
+# ---- what each figure draws, from small synthetic tables (tests/figure_checks.py) ----
+
+import matplotlib  # noqa: E402
+import numpy as np  # noqa: E402
+
+from ganplify.figures import robustness as robustness_plot  # noqa: E402
+from ganplify.figures import style  # noqa: E402
+from tests.figure_checks import (  # noqa: E402
+    ASYMPTOTE,
+    BINNINGS,
+    FIT,
+    MODEL,
+    N_TRAIN,
+    OTHER,
+    REPLICAS,
+    TRUTH,
+    amplification_table,
+    check_layout,
+    legend_labels,
+    visible_axes,
+)
+
+FIGURE_FUNCTIONS = [
+    paper.truth_figure, paper.mse_figure, paper.shell_cells_figure, paper.polar_cells_figure,
+    paper.loss_figure, plots.amplification_vs_events_figure,
+    plots.amplification_vs_n_train_figure, plots.league_figure,
+    plots.effective_parameters_figure, plots.robustness_figure,
+    robustness_plot.pass_fraction_figure, families.fit_uncertainty_figure,
+    families.truth_families_figure,
+]
+
+
+@pytest.fixture
+def drawn(monkeypatch):
+    """Draw a figure and return it open instead of saving it; checks its layout, closes it."""
+    import matplotlib.pyplot as plt
+
+    figs = []
+    monkeypatch.setattr(style, "save", lambda fig, stem: figs.append(fig) or [])
+
+    def draw(function, *args, **kwargs):
+        function(*args, stem="unused", **kwargs)
+        assert len(figs) == 1
+        fig = figs.pop()
+        check_layout(fig)
+        return fig
+
+    yield draw
+    plt.close("all")
+
+
+def test_every_figure_is_drawn_in_the_house_style():
+    import matplotlib.pyplot as plt
+
+    assert all(getattr(f, "house_style", False) for f in FIGURE_FUNCTIONS)
+    with style.house_style():
+        fig = plt.figure()
+        assert fig.get_layout_engine() is not None  # constrained: legends outside the panels
+        assert matplotlib.rcParams["font.size"] == style.HOUSE_STYLE["font.size"]
+        plt.close(fig)
+
+
+def _rows(table, dim, binning, q, gen=None):
+    sel = table[(table["dim"] == dim) & (table["binning"] == binning)
+                & (table["n_quantiles"] == q)]
+    return sel if gen is None else sel[sel["generator"] == gen]
+
+
+def test_mse_figure_draws_every_generator_and_its_worth(drawn):
+    table = amplification_table()
+    panels = BINNINGS[1]
+    fig = drawn(paper.mse_figure, table, dim=1, n_train=N_TRAIN, panels=panels, title="t")
+    axes = visible_axes(fig)
+    assert len(axes) == len(panels)
+    for ax, (binning, q) in zip(axes, panels, strict=True):
+        rows = _rows(table, 1, binning, q)
+        # the expectation, three curves (truth sample and two models), their two asymptotes,
+        # the fit's exact value
+        assert len(ax.get_lines()) == 1 + 3 + 2 + 1
+        assert len(ax.collections) == 3  # a +-1 sigma band per curve
+        assert ax.get_xscale() == ax.get_yscale() == "log"
+        finite = rows[np.isfinite(rows["n_generated"])]["n_generated"]
+        lo, hi = ax.get_xlim()
+        assert lo <= finite.min() and hi >= finite.max()
+        lo, hi = ax.get_ylim()
+        assert lo <= rows["mse_mean"][rows["mse_mean"] > 0].min() <= rows["mse_mean"].max() <= hi
+        own = rows[rows["n_generated"].isna() | np.isinf(rows["n_generated"])]
+        worth = [t.get_text() for t in ax.get_legend().get_texts()]
+        assert sorted(worth) == sorted(f"{n:,.0f}" for n in own["n_equiv"])
+    labels = legend_labels(fig)
+    for gen in (TRUTH, FIT, MODEL, OTHER):
+        assert style.replica_label(gen, 1, REPLICAS[gen]) in labels
+    assert any("1\\sigma" in label for label in labels)
+    assert any("asymptote" in label for label in labels)
+
+
+def test_shell_cells_figure_has_a_log_axis_and_integer_ticks(drawn):
+    table = amplification_table()
+    fig = drawn(paper.shell_cells_figure, table, dim=2, n_train=N_TRAIN, fine=[3, 4], title="t")
+    *mse, right = visible_axes(fig)
+    assert len(mse) == 2 and right.get_yscale() == "log"
+    assert list(right.get_xticks()) == [3, 4]
+    assert [t.get_text() for t in right.get_xticklabels()] == ["3", "4"]
+    own = table[(table["dim"] == 2) & (table["binning"] == "joint")
+                & (table["generator"] != TRUTH)
+                & (table["n_generated"].isna() | np.isinf(table["n_generated"]))]
+    lo, hi = right.get_ylim()
+    assert lo <= own["amplification_lo"].min() and hi >= own["amplification_hi"].max()
+    assert len(right.containers) == 3  # fit and two models, the truth sample left out
+
+
+def test_polar_cells_keep_their_angle_labels_apart(drawn):
+    q = 7
+    rng = np.random.default_rng(0)
+    maps = [(name, rng.dirichlet(np.ones(q * q))) for name in ("training", "generated")]
+    fig = drawn(paper.polar_cells_figure, fractions=maps, r_edges=np.linspace(0, 8, q + 1),
+                phi_edges=np.linspace(0, 2 * np.pi, q + 1))
+    polar = [ax for ax in visible_axes(fig) if ax.name == "polar"]
+    assert [ax.get_title() for ax in polar] == ["training", "generated"]
+    for ax in polar:  # four angles; check_layout found no label on another
+        assert [t.get_text() for t in ax.get_xticklabels()] == ["0°", "90°", "180°", "270°"]
+        mesh = ax.collections[0]
+        assert np.abs(mesh.get_array()).max() <= max(mesh.get_clim()) + 1e-12
+
+
+def test_truth_figure_shows_truth_sample_fit_and_edges(drawn):
+    rng = np.random.default_rng(1)
+    fit = dict(mu1=-4.0, sigma1=1.0, mu2=4.0, sigma2=1.0, frac=0.5)
+    fig = drawn(paper.truth_figure, train=rng.normal(4, 1, (100, 1)), fit_values=fit,
+                generated=rng.normal(4, 1, (1000, 1)), generated_label="model",
+                generated_color="C1", n_quantiles=10)
+    (ax,) = visible_axes(fig)
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert sorted(labels) == sorted(["truth", style.generator_label(FIT, 1),
+                                     "10 quantile edges", "training sample (100 points)",
+                                     "model (1,000 events)"])
+    edges = [line for line in ax.get_lines() if line.get_linestyle() == ":"]
+    assert len(edges) == 9 + 1  # nine inner edges and the legend's sample line
+
+
+def test_loss_figure_names_its_replicas(drawn):
+    epochs = np.arange(1, 11)
+    hist = pd.DataFrame([{"seed": s, "epoch": e, "d_loss": 1.0 + s, "g_loss": 2.0 - s}
+                         for s in range(3) for e in epochs])
+    fig = drawn(paper.loss_figure, histories=[("setting A", hist), ("setting B", hist)])
+    axes = visible_axes(fig)
+    assert len(axes) == 4
+    assert all(ax.get_title().endswith("(3 replicas)") for ax in axes)
+    assert all(len(ax.get_lines()) == 1 and len(ax.collections) == 1 for ax in axes)
+    assert legend_labels(fig) == ["median over replicas", "16-84% of replicas"]
+
+
+def test_amplification_vs_events_has_a_panel_per_binning(drawn):
+    table = amplification_table()
+    fig = drawn(plots.amplification_vs_events_figure, table,
+                settings=[(1, N_TRAIN), (2, N_TRAIN)], interval=0.68)
+    axes = visible_axes(fig)
+    assert len(axes) == sum(len(b) for b in BINNINGS.values())
+    for ax in axes:
+        curves = [line for line in ax.get_lines() if line.get_marker() == "o"]
+        assert len(curves) == len(ASYMPTOTE)  # the models; the truth sample is the reference
+        assert ax.get_yscale() == "log"
+    labels = legend_labels(fig)
+    assert style.replica_label(MODEL, 1, REPLICAS[MODEL]) in labels
+    assert "band: 68% interval of the replica mean" in labels
+
+
+def test_amplification_vs_n_train_draws_each_generator(drawn):
+    table = amplification_table()
+    fig = drawn(plots.amplification_vs_n_train_figure, table, interval=0.68)
+    axes = visible_axes(fig)
+    assert len(axes) == sum(len(b) for b in BINNINGS.values())
+    assert [len(ax.containers) for ax in axes] == [3, 3, 2, 3, 3, 3]  # no fit on the angle
+    assert "error bar: 68% interval of the replica mean" in legend_labels(fig)
+
+
+def _markers(ax):
+    """(amplification, open?) of every point of a league panel."""
+    out = []
+    for container in ax.containers:
+        line = container.lines[0]
+        face = matplotlib.colors.to_rgba(line.get_markerfacecolor())
+        out += [(float(x), face == (1.0, 1.0, 1.0, 1.0)) for x in line.get_xdata()]
+    return out
+
+
+@pytest.mark.parametrize("with_10k", [True, False])
+def test_league_shows_ten_thousand_events_beside_the_asymptote(drawn, with_10k):
+    table = amplification_table(with_10k=with_10k)
+    fig = drawn(plots.league_figure, table, interval=0.68)
+    axes = visible_axes(fig)
+    assert [ax.get_title() for ax in axes] == [style.setting_title(d, N_TRAIN) for d in (1, 2)]
+    for ax, dim in zip(axes, (1, 2), strict=True):
+        rows = table[(table["dim"] == dim) & (table["generator"] != TRUTH)]
+        own = rows[rows["n_generated"].isna() | np.isinf(rows["n_generated"])]
+        own = own[np.isfinite(own["amplification"])]
+        at_10k = rows[rows["n_generated"] == 10_000]
+        points = _markers(ax)
+        assert sorted(x for x, is_open in points if not is_open) == \
+            pytest.approx(sorted(own["amplification"]))
+        assert sorted(x for x, is_open in points if is_open) == \
+            pytest.approx(sorted(at_10k["amplification"]))
+        assert len(ax.get_yticks()) == len(BINNINGS[dim])
+        lo, hi = ax.get_xlim()
+        assert lo <= own["amplification_lo"].min() and hi >= own["amplification_hi"].max()
+    labels = legend_labels(fig)
+    assert ("open: at 10,000 generated events" in labels) == with_10k
+    assert any(label.startswith("filled: asymptote") for label in labels)
+    assert style.replica_label(OTHER, 1, REPLICAS[OTHER]) in labels
+
+
+def test_effective_parameters_mark_projected_and_joint_cells(drawn):
+    table = amplification_table()
+    fig = drawn(plots.effective_parameters_figure, table, interval=0.68)
+    axes = visible_axes(fig)
+    assert len(axes) == 2
+    markers = {line.get_marker() for line in axes[1].get_lines()}
+    assert {"o", "s"} <= markers
+    labels = legend_labels(fig)
+    for dim in (1, 2):
+        n_par = len(generators.REGISTRY[FIT].parameters(dim))
+        assert f"dashed: {n_par} fit parameters" in labels
+
+
+def test_robustness_figure_pairs_each_measure(drawn):
+    table = amplification_table()
+    fig = drawn(plots.robustness_figure, table, cl=0.95)
+    for ax in visible_axes(fig):
+        solid = [line for line in ax.get_lines() if line.get_marker() == "o"]
+        dashed = [line for line in ax.get_lines() if line.get_marker() == "v"]
+        assert len(solid) == len(dashed) == 3  # fit and two models
+    labels = legend_labels(fig)
+    assert "solid: from the quantile MSE" in labels
+    assert any(label.startswith("dashed: $\\chi^2$ test at 95%") for label in labels)
+
+
+def test_pass_fraction_figure_has_a_panel_per_binning(drawn):
+    rows = [{"target": "gaussian_shell", "dim": 1, "n_train": N_TRAIN, "generator": gen,
+             "binning": "x", "n_quantiles": q, "n_cells": q, "n_generated": float(n),
+             "n_replicas": REPLICAS[gen], "pass_fraction": p, "pass_fraction_err": 0.05,
+             "pass_at_mean_mse": p}
+            for gen, p in ((TRUTH, 0.95), (MODEL, 0.4)) for q in (5, 10) for n in (100, 1000)]
+    fig = drawn(robustness_plot.pass_fraction_figure, pd.DataFrame(rows), cl=0.95,
+                pass_probabilities=[0.5, 0.9])
+    axes = visible_axes(fig)
+    assert len(axes) == 2
+    assert all(len(ax.containers) == 2 and ax.get_ylim() == (-0.03, 1.03) for ax in axes)
+    labels = legend_labels(fig)
+    assert style.replica_label(TRUTH, 1, REPLICAS[TRUTH]) in labels
+    assert "thin: required pass probability 0.5, 0.9" in labels
+
+
+def test_fit_uncertainty_figure_shows_each_fit_setting(drawn):
+    settings = [(1, 50), (1, 100)]
+    uncertainty = pd.DataFrame([
+        {"target": "gaussian_shell", "dim": d, "n_train": n, "generator": FIT, "binning": "x",
+         "n_quantiles": q, "n_cells": q, "n_replicas": 20, "bias2": 1e-6, "variance": 1e-5,
+         "n_equiv": 500.0, "variance_ratio": 1.05, "variance_ratio_err": 0.1}
+        for d, n in settings for q in (5, 10)])
+    parameters = pd.DataFrame([
+        {"target": "gaussian_shell", "dim": d, "n_train": n, "generator": FIT, "parameter": p,
+         "error_ratio": 1.0} for d, n in settings for p in generators.REGISTRY[FIT].parameters(1)])
+    fig = drawn(families.fit_uncertainty_figure, uncertainty, parameters,
+                amplification_table())
+    ax_mse, ax_ratio, ax_par = visible_axes(fig)
+    assert len(ax_mse.get_lines()) == len(settings) * 4  # bias^2, variance, sum, measured
+    assert len(ax_ratio.containers) == len(settings)
+    assert [t.get_text() for t in ax_par.get_xticklabels()] == \
+        list(generators.REGISTRY[FIT].parameters(1))
+    labels = legend_labels(fig)
+    assert sum(f"d=1, $n_{{train}}$={n}" in label for n in (50, 100) for label in labels) == 2
+
+
+def test_truth_families_figure_keys_both_targets(drawn):
+    from ganplify.truth import TARGETS
+
+    other = next(t for t in TARGETS if t != figures.PAPER_TARGET)
+    table = pd.concat([amplification_table(), amplification_table(other)])
+    fig = drawn(families.truth_families_figure, table,
+                targets=[figures.PAPER_TARGET, other], interval=0.68)
+    axes = visible_axes(fig)
+    assert len(axes) == 2
+    labels = legend_labels(fig)
+    assert {style.target_label(figures.PAPER_TARGET), style.target_label(other)} <= set(labels)
+    for ax in axes:
+        markers = {line.get_marker() for line in ax.get_lines()} - {"None", "_", "|"}
+        assert len(markers) == 2  # one per target (not the error bars' caps)

@@ -191,20 +191,17 @@ def _fig5(results: Path, config: Mapping, table, stem: Path) -> list[Path]:
 
 
 def _fig7(results: Path, config: Mapping, table, stem: Path) -> list[Path]:
-    import matplotlib.pyplot as plt
-
-    from ganplify.figures import paper, style
+    from ganplify.figures import paper
 
     n_train = _n_train(config, 5)
     fine = [q for q in sorted(cfg.axes(config, 5)["joint"]) if q >= 4]
-    fig, axes = plt.subplots(1, len(fine) + 1, figsize=(5.2 * (len(fine) + 1), 6.0),
-                             squeeze=False)
-    for ax, q in zip(axes.flat, fine, strict=False):
-        paper.mse_panel(ax, table, dim=5, n_train=n_train, binning="joint", n_quantiles=q)
-    paper.amplification_vs_quantiles_panel(axes.flat[-1], table, dim=5, n_train=n_train)
-    fig.suptitle(f"spherical shell (d=5), $n_{{train}}$ = {n_train}")
-    fig.tight_layout()
-    return style.save(fig, stem)
+    return paper.shell_cells_figure(table, stem, dim=5, n_train=n_train, fine=fine,
+                                    title=f"spherical shell (d=5), $n_{{train}}$ = {n_train}")
+
+
+def _interval(config: Mapping) -> float:
+    """The level of every amplification interval (aggregate.interval), for the legends."""
+    return float(config["aggregate"]["interval"])
 
 
 def _vs_events(results: Path, config: Mapping, table, stem: Path) -> list[Path]:
@@ -212,13 +209,14 @@ def _vs_events(results: Path, config: Mapping, table, stem: Path) -> list[Path]:
 
     settings = sorted({(d, n) for d, n, g in table[["dim", "n_train", "generator"]]
                        .itertuples(index=False) if generators.is_model(g)})
-    return plots.amplification_vs_events_figure(table, stem, settings=settings)
+    return plots.amplification_vs_events_figure(table, stem, settings=settings,
+                                                interval=_interval(config))
 
 
 def _vs_n_train(results: Path, config: Mapping, table, stem: Path) -> list[Path]:
     from ganplify.figures import amplification as plots
 
-    return plots.amplification_vs_n_train_figure(table, stem)
+    return plots.amplification_vs_n_train_figure(table, stem, interval=_interval(config))
 
 
 def _losses(results: Path, config: Mapping, table, stem: Path) -> list[Path]:
@@ -246,13 +244,13 @@ def _losses(results: Path, config: Mapping, table, stem: Path) -> list[Path]:
 def _league(results: Path, config: Mapping, table, stem: Path) -> list[Path]:
     from ganplify.figures import amplification as plots
 
-    return plots.league_figure(table, stem)
+    return plots.league_figure(table, stem, interval=_interval(config))
 
 
 def _effective_parameters(results: Path, config: Mapping, table, stem: Path) -> list[Path]:
     from ganplify.figures import amplification as plots
 
-    return plots.effective_parameters_figure(table, stem)
+    return plots.effective_parameters_figure(table, stem, interval=_interval(config))
 
 
 def _robustness(results: Path, config: Mapping, table, stem: Path) -> list[Path]:
@@ -301,7 +299,8 @@ def _fit_uncertainty(results: Path, config: Mapping, table, stem: Path) -> list[
 def _truth_families(results: Path, config: Mapping, table, stem: Path) -> list[Path]:
     from ganplify.figures import families
 
-    return families.truth_families_figure(table, stem, targets=cfg.targets(config))
+    return families.truth_families_figure(table, stem, targets=cfg.targets(config),
+                                          interval=_interval(config))
 
 
 FIGURES: dict[str, Figure] = {
