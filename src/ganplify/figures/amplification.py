@@ -18,6 +18,7 @@ from ganplify.figures.style import (
     _panel_title,
     generator_color,
     generator_label,
+    interval_errorbar,
     save,
 )
 
@@ -110,11 +111,10 @@ def amplification_vs_n_train_figure(table: pd.DataFrame, stem: str | Path) -> li
         sel = own[(own["dim"] == dim) & (own["binning"] == binning) & (own["n_quantiles"] == q)]
         for i, (gen, rows) in enumerate(sel.groupby("generator", sort=True)):
             rows = rows.sort_values("n_train")
-            ax.errorbar(rows["n_train"], rows["amplification"],
-                        yerr=[rows["amplification"] - rows["amplification_lo"],
-                              rows["amplification_hi"] - rows["amplification"]],
-                        color=generator_color(gen, i), marker="o", ms=4, capsize=2,
-                        label=generator_label(gen, dim))
+            interval_errorbar(ax, rows["n_train"], rows["amplification"],
+                              rows["amplification_lo"], rows["amplification_hi"],
+                              color=generator_color(gen, i), marker="o", ms=4, capsize=2,
+                              label=generator_label(gen, dim))
         ax.axhline(1.0, color="0.4", ls="--", lw=0.8)
         ax.set_xscale("log")
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
@@ -202,12 +202,11 @@ def league_figure(table: pd.DataFrame, stem: str | Path) -> list[Path]:
                     continue
                 r = row.iloc[0]
                 y = j - 0.4 + step * (i + 0.5)
-                ax.errorbar([r["amplification"]], [y],
-                            xerr=[[r["amplification"] - r["amplification_lo"]],
-                                  [r["amplification_hi"] - r["amplification"]]],
-                            color=generator_color(gen, i), marker="o", ms=4, capsize=2,
-                            label=None if labelled
-                            else f"{generator_label(gen, dim)} ({int(r['n_replicas'])} replicas)")
+                interval_errorbar(ax, [r["amplification"]], [y], [r["amplification_lo"]],
+                                  [r["amplification_hi"]], horizontal=True,
+                                  color=generator_color(gen, i), marker="o", ms=4, capsize=2,
+                                  label=None if labelled else
+                                  f"{generator_label(gen, dim)} ({int(r['n_replicas'])} replicas)")
                 labelled = True
         ax.axvline(1.0, color="0.4", ls="--", lw=0.8)
         _log_axis(ax.xaxis, ax.set_xscale)
@@ -236,13 +235,15 @@ def effective_parameters_figure(table: pd.DataFrame, stem: str | Path) -> list[P
             for binning, part in rows.groupby("binning", sort=False):
                 part = part.sort_values("n_cells")
                 k = part["n_cells"] - 1
-                ax.errorbar(part["n_cells"], part["n_params_eff"],
-                            yerr=[part["n_params_eff"] - k / part["amplification_hi"],
-                                  k / part["amplification_lo"] - part["n_params_eff"]],
-                            color=generator_color(gen, i), marker=markers.get(binning, "o"), ms=4,
-                            capsize=2, ls=":" if binning == "joint" else "-",
-                            label=generator_label(gen, dim) if len(binnings) == 1
-                            else f"{generator_label(gen, dim)}, {_binning_name(binning)}")
+                # the interval's ends from the amplification's (a lower amplification
+                # means more effective parameters)
+                interval_errorbar(ax, part["n_cells"], part["n_params_eff"],
+                                  k / part["amplification_hi"], k / part["amplification_lo"],
+                                  color=generator_color(gen, i),
+                                  marker=markers.get(binning, "o"), ms=4, capsize=2,
+                                  ls=":" if binning == "joint" else "-",
+                                  label=generator_label(gen, dim) if len(binnings) == 1
+                                  else f"{generator_label(gen, dim)}, {_binning_name(binning)}")
         for gen in sorted(set(sel["generator"])):  # a fit's own parameter count, for scale
             if gen in generators.REGISTRY and generators.REGISTRY[gen].fit_parameters:
                 n_par = len(generators.REGISTRY[gen].parameters(dim))

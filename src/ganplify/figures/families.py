@@ -19,6 +19,7 @@ from ganplify.figures.style import (
     first_with,
     generator_color,
     generator_label,
+    interval_errorbar,
     save,
     target_label,
 )
@@ -62,15 +63,11 @@ def truth_families_figure(
             rows = sel[(sel["generator"] == gen) & (sel["target"] == target)]
             for binning, part in rows.groupby("binning", sort=False):
                 part = part.sort_values("n_quantiles")
-                a = part["amplification"].to_numpy(float)
-                lo = a - part["amplification_lo"].to_numpy(float)
-                hi = part["amplification_hi"].to_numpy(float) - a
                 x = [slot[(binning, q)] - 0.35 + width * (s + 0.5) for q in part["n_quantiles"]]
-                ax.errorbar(x, a, yerr=[np.clip(lo, 0, None),
-                                        np.where(np.isfinite(hi), np.clip(hi, 0, None), 0.0)],
-                            color=generator_color(gen, i), marker=marker, ls=ls, lw=1, ms=4,
-                            capsize=2,
-                            mfc="white" if k else None)
+                interval_errorbar(ax, x, part["amplification"], part["amplification_lo"],
+                                  part["amplification_hi"], color=generator_color(gen, i),
+                                  marker=marker, ls=ls, lw=1, ms=4, capsize=2,
+                                  mfc="white" if k else None)
         handles = [matplotlib.lines.Line2D([], [], color=generator_color(g, i), lw=1.5,
                                            label=generator_label(g, dim))
                    for i, g in enumerate(gens) if (sel["generator"] == g).any()]

@@ -19,6 +19,7 @@ from ganplify.figures.style import (
     first_with,
     generator_color,
     generator_label,
+    interval_errorbar,
     save,
 )
 from ganplify.generators.fit import mixture_logpdf
@@ -152,11 +153,10 @@ def amplification_vs_quantiles_panel(
                                      & (table["binning"] == "joint")])
     for i, (gen, rows) in enumerate(own.groupby("generator", sort=True)):
         rows = rows.sort_values("n_quantiles")
-        ax.errorbar(rows["n_quantiles"], rows["amplification"],
-                    yerr=[rows["amplification"] - rows["amplification_lo"],
-                          rows["amplification_hi"] - rows["amplification"]],
-                    color=generator_color(gen, i), marker="o", ms=4, capsize=2,
-                    label=generator_label(gen, dim))
+        interval_errorbar(ax, rows["n_quantiles"], rows["amplification"],
+                          rows["amplification_lo"], rows["amplification_hi"],
+                          color=generator_color(gen, i), marker="o", ms=4, capsize=2,
+                          label=generator_label(gen, dim))
     ax.axhline(1.0, color="0.4", ls="--", lw=0.8)
     ax.set_xlabel(f"quantiles per dimension (d={dim})")
     ax.set_ylabel("asymptotic amplification")
