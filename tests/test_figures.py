@@ -427,3 +427,51 @@ def test_truth_families_figure_keys_both_targets(drawn):
     for ax in axes:
         markers = {line.get_marker() for line in ax.get_lines()} - {"None", "_", "|"}
         assert len(markers) == 2  # one per target (not the error bars' caps)
+
+
+def _few_replica_table(interval: float):
+    """An amplification table of an exact generator with 2 replicas per row: a narrow
+    bootstrap interval then collapses onto the point estimate."""
+    import numpy as np
+    import pandas as pd
+
+    from ganplify.analysis.amplification import REPLICA_COLUMNS, amplification_table
+
+    rng = np.random.default_rng(1)
+    rows = [{"target": "gaussian_shell", "dim": 1, "n_train": 100, "generator": "fit",
+             "binning": "x", "n_quantiles": q, "n_cells": q, "n_generated": pd.NA,
+             "seed": seed, "mse": float(rng.lognormal(-8, 2.0))}
+            for q in (5, 10, 20) for seed in range(2)]
+    mse = pd.DataFrame(rows)
+    mse["n_generated"] = mse["n_generated"].astype("Int64")
+    return amplification_table(mse, pd.DataFrame(columns=REPLICA_COLUMNS), interval=interval)
+
+
+@pytest.mark.parametrize("interval", [0.01, 0.2, 0.68, 0.99])
+def test_interval_figures_draw_any_interval(interval, tmp_path):
+    """Issue 14, item 8: with interval 0.2 the effective-parameters figure computed its error
+    bars as differences of two expressions of the same number, -4e-16 by round-off, and
+    matplotlib refused the negative length."""
+    table = _few_replica_table(interval)
+    for draw in (plots.effective_parameters_figure, plots.league_figure,
+                 plots.amplification_vs_n_train_figure):
+        paths = draw(table, tmp_path / draw.__name__)
+        assert all(p.is_file() and p.stat().st_size > 0 for p in paths)
+
+
+def test_interval_errorbar_draws_the_interval_itself():
+    """Bars run from lo to hi even where the interval misses the point; an infinite bound
+    draws that side to the point."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from ganplify.figures.style import interval_errorbar
+
+    fig, ax = plt.subplots()
+    interval_errorbar(ax, [1, 2, 3], [1.0, 1.0, 1.0], [1.2, 0.5, 0.8], [1.5, 0.9, np.inf],
+                      color="k", marker="o", capsize=2)
+    bars = next(c for c in ax.containers if not c.has_xerr and c.has_yerr)
+    segments = bars.lines[2][0].get_segments()
+    ends = [y for s in segments for y in (s[0][1], s[1][1])]
+    assert ends == pytest.approx([1.2, 1.5, 0.5, 0.9, 0.8, 1.0])
+    plt.close(fig)

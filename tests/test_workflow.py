@@ -126,6 +126,43 @@ def test_bad_config_stops_before_any_job(project):
     assert proc.returncode != 0 and "seeds.first" in proc.stderr + proc.stdout
 
 
+def test_raw_config_files_are_reread_strictly(project):
+    """Snakemake's own YAML reading keeps the last of duplicate keys and holds alias bombs as
+    shared values; the workflow reads its config files again strictly before any job."""
+    valid = (project / "config" / "config.yaml").read_text()
+    bad = project / "bad.yaml"
+    bad.write_text(valid + "seeds: {first: 5, count: 3}\n")
+    proc = run_snakemake(project, "-n", "--configfile", "bad.yaml", check=False)
+    out = proc.stderr + proc.stdout
+    assert proc.returncode != 0 and "invalid config: config file '" in out
+    lines = valid.splitlines()
+    first = next(i for i, line in enumerate(lines, 1) if line.startswith("seeds:"))
+    assert (f"bad.yaml': line {len(lines) + 1}: duplicate key 'seeds' (first at line {first})"
+            in out)
+    bomb = ["a0: &a0 [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]"]
+    bomb += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)]
+    bad.write_text("\n".join([*bomb, valid]))
+    proc = run_snakemake(project, "-n", "--configfile", "bad.yaml", check=False)
+    out = proc.stderr + proc.stdout
+    assert proc.returncode != 0 and "aliases expand to more than 100,000 values" in out
+    assert not (project / "results").exists()
+
+
+def test_unavailable_device_stops_a_local_run_before_any_job(project):
+    import torch
+
+    if torch.cuda.device_count() > 9:
+        pytest.skip("this machine has a CUDA device 9")
+    (project / "cuda.yaml").write_text(
+        "study: tiny\ntarget: gaussian_shell\ndevice: 'cuda:9'\nseeds: {first: 0, count: 2}\n"
+        "defaults: {generators: [sample], n_train: [20], sample_sizes: [20, 40]}\n"
+        "dims: {1: {quantiles: [5]}}\n")
+    proc = run_snakemake(project, "--cores", "1", "--configfile", "cuda.yaml", check=False)
+    out = proc.stderr + proc.stdout
+    assert proc.returncode != 0 and "invalid config: device = 'cuda:9'" in out
+    assert not (project / "results").exists()
+
+
 @pytest.mark.slow  # runs the quick default end to end (about 8 minutes on 2 cores)
 def test_quick_run_produces_the_contract(quick_run):
     res = quick_run / "results" / "quick"

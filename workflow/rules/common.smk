@@ -15,6 +15,10 @@ from ganplify import slurm as gslurm
 from ganplify.study import plan as gstudy
 
 try:
+    # Snakemake has parsed the config files already, keeping the last of duplicate keys;
+    # reading them again strictly refuses duplicates and alias bombs (gconfig.read).
+    for _path in workflow.configfiles:
+        gconfig.read(_path)
     STUDY = gconfig.validate(config)
 except gconfig.ConfigError as exc:
     raise WorkflowError(f"invalid config: {exc}") from None
@@ -95,6 +99,13 @@ def rule_threads(rule):
 
 
 onstart:
+    # Before any job of a real run with local jobs: the device must exist here (SLURM jobs
+    # run elsewhere). Not at parsing: the executor is known only now.
+    if workflow.executor_plugin.common_settings.local_exec and workflow.is_main_process:
+        try:
+            gconfig.check_device(STUDY)
+        except gconfig.ConfigError as exc:
+            raise WorkflowError(f"invalid config: {exc}") from None
     # Before any job of a real run on SLURM: fail fast, with one message, when the cluster
     # cannot run the study as configured (see ganplify.slurm.preflight).
     if getattr(workflow.executor_plugin, "name", None) == "slurm" and workflow.is_main_process:

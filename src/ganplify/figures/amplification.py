@@ -22,6 +22,7 @@ from ganplify.figures.style import (
     _panel_title,
     figure_legend,
     generator_color,
+    interval_errorbar,
     log_axis,
     panel_grid,
     replica_label,
@@ -128,11 +129,10 @@ def amplification_vs_n_train_figure(
         sel = own[(own["dim"] == dim) & (own["binning"] == binning) & (own["n_quantiles"] == q)]
         for i, (gen, rows) in enumerate(sel.groupby("generator", sort=True)):
             rows = rows.sort_values("n_train")
-            ax.errorbar(rows["n_train"], rows["amplification"],
-                        yerr=[rows["amplification"] - rows["amplification_lo"],
-                              rows["amplification_hi"] - rows["amplification"]],
-                        color=generator_color(gen, i), marker="o",
-                        label=replica_label(gen, dim, int(rows["n_replicas"].max())))
+            interval_errorbar(ax, rows["n_train"], rows["amplification"],
+                              rows["amplification_lo"], rows["amplification_hi"],
+                              color=generator_color(gen, i), marker="o",
+                              label=replica_label(gen, dim, int(rows["n_replicas"].max())))
         ax.axhline(1.0, color="0.4", ls="--", lw=0.7)
         ax.set_xscale("log")
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
@@ -250,12 +250,12 @@ def league_figure(
                     if row.empty:
                         continue
                     r = row.iloc[0]
-                    ax.errorbar([r["amplification"]], [y + shift],
-                                xerr=[[r["amplification"] - r["amplification_lo"]],
-                                      [r["amplification_hi"] - r["amplification"]]],
-                                color=color, mfc=face, marker="o", ms=3, elinewidth=0.8,
-                                label=replica_label(gen, dim, int(r["n_replicas"]))
-                                if face == color else None)
+                    interval_errorbar(ax, [r["amplification"]], [y + shift],
+                                      [r["amplification_lo"]], [r["amplification_hi"]],
+                                      horizontal=True, color=color, mfc=face, marker="o",
+                                      ms=3, lw=0.8,
+                                      label=replica_label(gen, dim, int(r["n_replicas"]))
+                                      if face == color else None)
         ax.axvline(1.0, color="0.4", ls="--", lw=0.7)
         log_axis(ax.xaxis, ax.set_xscale)
         ax.set_yticks(range(len(bins)))
@@ -297,11 +297,10 @@ def effective_parameters_figure(
                 part = part.sort_values("n_cells")
                 k = part["n_cells"] - 1
                 joint = binning == "joint"
-                ax.errorbar(part["n_cells"], part["n_params_eff"],
-                            yerr=[part["n_params_eff"] - k / part["amplification_hi"],
-                                  k / part["amplification_lo"] - part["n_params_eff"]],
-                            color=generator_color(gen, i), marker="s" if joint else "o",
-                            ls=":" if joint else "-", label=label)
+                interval_errorbar(ax, part["n_cells"], part["n_params_eff"],
+                                  k / part["amplification_hi"], k / part["amplification_lo"],
+                                  color=generator_color(gen, i), marker="s" if joint else "o",
+                                  ls=":" if joint else "-", label=label)
                 label = None
         for gen in sorted(set(sel["generator"])):  # a fit's own parameter count, for scale
             if gen in generators.REGISTRY and generators.REGISTRY[gen].fit_parameters:

@@ -25,6 +25,7 @@ from ganplify.figures.style import (
     figure_legend,
     first_with,
     generator_color,
+    interval_errorbar,
     log_axis,
     replica_label,
     setting_title,
@@ -75,14 +76,10 @@ def truth_families_figure(
             rows = sel[(sel["generator"] == gen) & (sel["target"] == target)]
             for binning, part in rows.groupby("binning", sort=False):
                 part = part.sort_values("n_quantiles")
-                a = part["amplification"].to_numpy(float)
-                lo = a - part["amplification_lo"].to_numpy(float)
-                hi = part["amplification_hi"].to_numpy(float) - a
                 x = [slot[(binning, q)] - 0.35 + width * (s + 0.5) for q in part["n_quantiles"]]
-                ax.errorbar(x, a, yerr=[np.clip(lo, 0, None),
-                                        np.where(np.isfinite(hi), np.clip(hi, 0, None), 0.0)],
-                            color=generator_color(gen, i), marker=marker, ls=ls, lw=0.9,
-                            mfc="white" if k else None)
+                interval_errorbar(ax, x, part["amplification"], part["amplification_lo"],
+                                  part["amplification_hi"], color=generator_color(gen, i),
+                                  marker=marker, ls=ls, lw=0.9, mfc="white" if k else None)
         for i, g in enumerate(gens):  # one entry per generator: its colour
             rows = sel[sel["generator"] == g]
             if len(rows):

@@ -26,6 +26,7 @@ from ganplify.figures.style import (
     first_with,
     generator_color,
     generator_label,
+    interval_errorbar,
     log_axis,
     panel_grid,
     replica_label,
@@ -235,10 +236,9 @@ def amplification_vs_quantiles_panel(
     own = own[np.isfinite(own["amplification"])]
     for i, (gen, rows) in enumerate(own.groupby("generator", sort=True)):
         rows = rows.sort_values("n_quantiles")
-        ax.errorbar(rows["n_quantiles"], rows["amplification"],
-                    yerr=[rows["amplification"] - rows["amplification_lo"],
-                          rows["amplification_hi"] - rows["amplification"]],
-                    color=generator_color(gen, i), marker="o")
+        interval_errorbar(ax, rows["n_quantiles"], rows["amplification"],
+                          rows["amplification_lo"], rows["amplification_hi"],
+                          color=generator_color(gen, i), marker="o")
     ax.axhline(1.0, color="0.4", ls="--", lw=0.8)
     ax.set_xlabel(f"quantiles per dimension (d={dim})")
     ax.set_ylabel("amplification (asymptotic or exact)")

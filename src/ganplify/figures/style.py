@@ -243,3 +243,30 @@ def _binning_tick(binning: str, n_quantiles: int, dim: int) -> str:
 def _target_style(target: str, k: int) -> tuple[str, str]:
     cls = TARGETS.get(target)
     return (cls.marker, cls.linestyle) if cls is not None else ("^v<>Dp"[k % 6], ":")
+
+
+def interval_errorbar(ax: plt.Axes, x, y, lo, hi, *, horizontal: bool = False,
+                      **style) -> None:
+    """Points ``y`` at ``x`` (with their line and label: ``style`` goes to `Axes.errorbar`)
+    and their intervals [lo, hi] as error bars (``horizontal``: ``x`` and ``lo``, ``hi`` are
+    the values, ``y`` the positions).
+
+    Matplotlib wants error bars as lengths from the point, and a negative length is an error.
+    An interval need not hold its point: a narrow bootstrap interval of a few replicas
+    collapses onto the point, where a quantity derived from both sides differs by round-off,
+    and a skewed one may miss it. So the bars are drawn from lo to hi themselves. A non-finite
+    bound (an infinite N_equiv) draws that side to the point.
+    """
+    x, y, lo, hi = (np.asarray(v, dtype=float) for v in (x, y, lo, hi))
+    value = x if horizontal else y
+    lo = np.where(np.isfinite(lo), lo, value)
+    hi = np.where(np.isfinite(hi), hi, value)
+    lo, hi = np.minimum(lo, hi), np.maximum(lo, hi)
+    mid, half = (lo + hi) / 2, (hi - lo) / 2
+    ax.errorbar(x, y, **style)
+    bars = {"fmt": "none", "ecolor": style.get("color"), "capsize": style.get("capsize", 0),
+            "elinewidth": style.get("lw")}
+    if horizontal:
+        ax.errorbar(mid, y, xerr=half, **bars)
+    else:
+        ax.errorbar(x, mid, yerr=half, **bars)

@@ -9,8 +9,9 @@ and the config choose generators by these attributes (capabilities), never by na
 
 from __future__ import annotations
 
+import itertools
 import textwrap
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -141,6 +142,19 @@ class Generator:
         refused up front with one message.
         """
         return None
+
+    def parameter_count(self, options: Mapping[str, Any], dim: int) -> int:
+        """Trainable parameters of one replica in dimension ``dim`` (0: not a network).
+
+        The config's memory estimate of a training job uses it (`ganplify.study.budget`);
+        counted from the options alone, without building (or importing) the networks.
+        """
+        return 0
+
+
+def affine_parameters(sizes: Sequence[int]) -> int:
+    """Weights and biases of a stack of affine layers of widths ``sizes`` (input first)."""
+    return sum((a + 1) * b for a, b in itertools.pairwise(sizes))
 
 
 @dataclass

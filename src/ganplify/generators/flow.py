@@ -10,7 +10,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ganplify.generators.base import SNAPSHOTS_SCHEMA, Generator, schema_fragment
+from ganplify.generators.base import (
+    SNAPSHOTS_SCHEMA,
+    Generator,
+    affine_parameters,
+    schema_fragment,
+)
 from ganplify.generators.neural.sampling import trained_sampler
 from ganplify.results import layout
 
@@ -100,6 +105,15 @@ class Flow(Generator):
             return (f"holdout = {holdout}: the held-out part must be 1 .. n_train - 2 points; "
                     "use holdout 0 (a fixed schedule) or a larger n_train")
         return None
+
+    def parameter_count(self, options: Mapping[str, Any], dim: int) -> int:
+        """`transforms` MADEs (`ganplify.generators.neural.flows.networks.EnsembleFlow`): d
+        inputs, `layers` hidden layers (none in d = 1), 3 bins - 1 spline parameters per
+        coordinate out."""
+        o = {**self.option_defaults(), **options}
+        layers = o["layers"] if dim > 1 else 0
+        made = affine_parameters([dim, *[o["hidden"]] * layers, dim * (3 * o["bins"] - 1)])
+        return o["transforms"] * made
 
     def train(self, train_sets: np.ndarray, seeds: Sequence[int], options: dict,
               runtime: dict, device: str, checkpoints: Sequence[Path], config_hash: str,

@@ -4,9 +4,10 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
-from ganplify.generators.base import schema_fragment
+from ganplify.generators.base import affine_parameters, schema_fragment
 from ganplify.generators.flow import Flow
 
 
@@ -42,3 +43,9 @@ class FlowMatching(Flow):
     """),
         "snapshots": Flow.options_schema["snapshots"],
     }
+
+    def parameter_count(self, options: Mapping[str, Any], dim: int) -> int:
+        """The velocity field (`ganplify.generators.neural.flows.networks.EnsembleVelocity`):
+        (x, t) through `layers` hidden layers to d."""
+        o = {**self.option_defaults(), **options}
+        return affine_parameters([dim + 1, *[o["hidden"]] * o["layers"], dim])

@@ -3,13 +3,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
-from ganplify.generators.base import SNAPSHOTS_SCHEMA, Generator, schema_fragment
+from ganplify.generators.base import (
+    SNAPSHOTS_SCHEMA,
+    Generator,
+    affine_parameters,
+    schema_fragment,
+)
 from ganplify.generators.neural.sampling import trained_sampler
 from ganplify.results import layout
 
@@ -142,6 +147,26 @@ class Gan(Generator):
           capture the training step in a CUDA graph on GPUs (auto falls back to eager); does not
           change results
     """), "snapshots": SNAPSHOTS_SCHEMA}
+
+    def check_options(self, options: Mapping[str, Any], n_train: int) -> str | None:
+        batch_size = {**self.option_defaults(), **options}["batch_size"]
+        if n_train < batch_size:
+            # an epoch is n_train // batch_size batches: none at all below one batch
+            return (f"batch_size = {batch_size}: larger than the training set; a batch is "
+                    "batch_size distinct training points, so use batch_size <= n_train")
+        return None
+
+    def parameter_count(self, options: Mapping[str, Any], dim: int) -> int:
+        """Generator and discriminator (`ganplify.generators.neural.gan.networks.Architecture`):
+        the generator maps noise_dim through `layers` hidden layers to d; the discriminator's
+        Phi maps d -> hidden -> hidden -> embedding, then d + embedding through `layers`
+        hidden layers to 1."""
+        o = {**self.option_defaults(), **options}
+        h, layers, m = o["hidden"], o["layers"], o["embedding"]
+        generator = affine_parameters([o["noise_dim"], *[h] * layers, dim])
+        phi = affine_parameters([dim, h, h, m])
+        main = affine_parameters([dim + m, *[h] * layers, 1])
+        return generator + phi + main
 
     def train(self, train_sets: np.ndarray, seeds: Sequence[int], options: dict,
               runtime: dict, device: str, checkpoints: Sequence[Path], config_hash: str,

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import math
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -11,6 +12,11 @@ import numpy as np
 from ganplify.generators.base import Generator, ReplicaFit, replica_training_set, schema_fragment
 from ganplify.results import layout
 from ganplify.truth.shells import Shell
+
+# The cross-validation search holds about this many n_train x n_train float64 arrays at once
+# (distances, their scaled copy, logsumexp's temporaries); it is refused above CV_MAX_BYTES.
+CV_ARRAYS = 5
+CV_MAX_BYTES = 4 * 10**9
 
 
 def cv_bandwidth_factor(x: np.ndarray) -> float:
@@ -72,6 +78,17 @@ class Kde(Generator):
           likelihood cross-validation), scott (n**(-1/(d+4))), silverman, or a number > 0
     """)
     replica_files: ClassVar[tuple[str, ...]] = (layout.FIT_INFO,)  # the chosen bandwidth
+
+    def check_options(self, options: Mapping[str, Any], n_train: int) -> str | None:
+        bandwidth = {**self.option_defaults(), **options}["bandwidth"]
+        need = CV_ARRAYS * 8 * n_train**2
+        if bandwidth == "cv" and need > CV_MAX_BYTES:
+            n_max = math.isqrt(CV_MAX_BYTES // (CV_ARRAYS * 8))
+            return (f"bandwidth = cv: its leave-one-out search holds about {CV_ARRAYS} x "
+                    f"n_train^2 float64 values, {need / 1e9:,.0f} GB (at most "
+                    f"{CV_MAX_BYTES / 1e9:.0f} GB: n_train <= {n_max:,}); use scott, silverman "
+                    "or a number")
+        return None
 
     @staticmethod
     def _kde(x: np.ndarray, options: dict):

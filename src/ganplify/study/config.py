@@ -1,17 +1,24 @@
 """Load and validate a study configuration, with one clear message per problem.
 
-Validation runs the JSON schema shipped with the package (the workflow's
-workflow/schemas/config.schema.yaml links to it), fills in defaults, then checks what a schema
-cannot express (memory needed by joint cells, generators available for a dimension). Errors
-name the offending key and what is allowed, and are raised before any job starts.
+Files are read strictly (`yaml_safe`: duplicate keys, bounded aliases). Validation checks the
+config's shape (bounded size and depth, no NaN or infinity, 64-bit integers), runs the JSON
+schema shipped with the package (the workflow's workflow/schemas/config.schema.yaml links to
+it) with strict integers and anchored patterns, fills in defaults, then checks what a schema
+cannot express: constraints between keys, settings a dimension would ignore, and jobs whose
+estimated memory or time (`budget`) exceeds the stated limits. Errors name the offending key
+and what is allowed, and are raised before any job starts. `check_device` is separate: it
+depends on the machine, not on the config.
 """
 
 from __future__ import annotations
 
+import collections
 import copy
 import difflib
 import functools
-from collections.abc import Mapping
+import math
+import re
+from collections.abc import Callable, Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -20,6 +27,7 @@ import jsonschema
 import yaml
 
 from ganplify import generators, truth
+from ganplify.study import budget, yaml_safe
 
 # Built-in values of the per-dimension axes, below the config's `defaults` block.
 AXIS_DEFAULTS: dict[str, list] = {
@@ -35,6 +43,10 @@ AXIS_DEFAULTS: dict[str, list] = {
 
 # A count array of this many int64 cells is 512 MiB; several live at once per replica.
 MAX_CELLS = 2**26
+# Nesting levels a config may have (the deepest key, dims.<d>.<generator>.<option>[i], has 5).
+MAX_DEPTH = 16
+# Integers are held as int64 in every table, array and tensor.
+INT64_LIMIT = 2**63
 
 
 class ConfigError(ValueError):
@@ -66,16 +78,102 @@ def schema_yaml() -> str:
     return header + yaml.safe_dump(schema(), sort_keys=False, width=100)
 
 
-def load(path: str | Path) -> dict:
-    """Read a YAML config file and validate it (see `validate`)."""
+def read(path: str | Path) -> Any:
+    """The content of a YAML config file, unvalidated, read strictly (`yaml_safe.load`).
+
+    Raises
+    ------
+    ConfigError
+        A missing or unreadable file, invalid YAML, a duplicate key or an alias bomb.
+    """
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        return yaml_safe.load(path.read_text())
     except FileNotFoundError:
         raise ConfigError(f"config file {str(path)!r} does not exist") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {str(path)!r} is not valid YAML: {exc}") from None
-    return validate(raw)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {str(path)!r} cannot be read: {exc}") from None
+    except yaml_safe.YamlError as exc:
+        raise ConfigError(f"config file {str(path)!r}: {exc}") from None
+
+
+def load(path: str | Path) -> dict:
+    """Read a YAML config file (see `read`) and validate it (see `validate`)."""
+    return validate(read(path))
+
+
+def _is_integer(checker: Any, instance: Any) -> bool:
+    # JSON Schema counts 2.0 as an integer, Python counts True as one: here neither is
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+def _is_number(checker: Any, instance: Any) -> bool:
+    return (isinstance(instance, int | float) and not isinstance(instance, bool)
+            and (isinstance(instance, int) or math.isfinite(instance)))
+
+
+@functools.cache
+def _anchored(pattern: str) -> re.Pattern:
+    # JSON Schema patterns are ECMA-262, where '$' matches only at the end of the text;
+    # Python's '$' also matches before a final newline ("name\n" would pass)
+    return re.compile(re.sub(r"(?<!\\)\$", r"\\Z", pattern))
+
+
+def _pattern(validator: Any, pattern: str, instance: Any, schema: dict):
+    if validator.is_type(instance, "string") and not _anchored(pattern).search(instance):
+        yield jsonschema.ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+# Draft 2020-12 with strict integers, finite numbers and anchored patterns.
+_Validator = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator,
+    validators={"pattern": _pattern},
+    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine_many(
+        {"integer": _is_integer, "number": _is_number}),
+)
+
+
+def _first_error(root: dict, instance: Any) -> str | None:
+    """The message of the most relevant schema violation of ``instance`` (None: valid)."""
+    errors = sorted(_Validator(root).iter_errors(instance),
+                    key=lambda e: (len(e.absolute_path), list(map(str, e.path))))
+    best = jsonschema.exceptions.best_match(errors)
+    return None if best is None else _message(best, root)
+
+
+def _children(value: Any) -> list:
+    if isinstance(value, Mapping):
+        return list(value.values())
+    return list(value) if isinstance(value, list | tuple) else []
+
+
+def _check_shape(raw: Any) -> None:
+    """Refuse what no schema keyword sees: a value expanding without bound (shared or
+    recursive values, as YAML aliases make them), nesting too deep, NaN or infinity, and
+    integers beyond int64, each with the key where it is."""
+    try:
+        size = yaml_safe.expanded_size(raw, _children, yaml_safe.MAX_VALUES)
+    except yaml_safe.YamlError as exc:
+        raise ConfigError(f"the config is not a tree: {exc}") from None
+    if size > yaml_safe.MAX_VALUES:
+        raise ConfigError(f"the config holds more than {yaml_safe.MAX_VALUES:,} values once "
+                          "shared (aliased) values are expanded; write the values out")
+    stack: list[tuple[tuple, Any]] = [((), raw)]
+    while stack:
+        path, value = stack.pop()
+        key = _key_path(path)
+        if len(path) > MAX_DEPTH:
+            raise ConfigError(f"{key}: nested deeper than {MAX_DEPTH} levels")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{key} = {value}: NaN and infinity are not allowed anywhere in "
+                              "a config; give a finite number")
+        if isinstance(value, int) and not -INT64_LIMIT <= value < INT64_LIMIT:
+            raise ConfigError(f"{key}: an integer of {value.bit_length()} bits, beyond the "
+                              "64-bit integers that tables and arrays hold")
+        if isinstance(value, Mapping):
+            stack.extend(((*path, str(k)), v) for k, v in reversed(list(value.items())))
+        elif isinstance(value, list | tuple):
+            stack.extend(((*path, i), v) for i, v in reversed(list(enumerate(value))))
 
 
 def _key_path(parts) -> str:
@@ -142,6 +240,11 @@ def _message(error: jsonschema.ValidationError, root: dict) -> str:
     got = repr(error.instance)
     if len(got) > 60:
         got = got[:57] + "..."
+    if error.validator == "type" and isinstance(error.instance, bool | float):
+        # 2.0 and true pass for integers in JSON Schema and in Python: say why they do not here
+        wanted = {"integer": "an integer", "number": "a number"}.get(error.validator_value)
+        if wanted:
+            got += f" (a {type(error.instance).__name__}, not {wanted})"
     return f"{key} = {got} is invalid; allowed: {allowed or error.message}"
 
 
@@ -171,16 +274,20 @@ def validate(raw: Any) -> dict:
     """
     if not isinstance(raw, Mapping):
         raise ConfigError("the config must be a YAML mapping of keys to values")
+    _check_shape(raw)
     config = copy.deepcopy(dict(raw))
     if isinstance(config.get("dims"), Mapping):
         # YAML reads `1:` as an integer key; the schema speaks of strings
+        counts = collections.Counter(str(k) for k in config["dims"])
+        twice = sorted(k for k, n in counts.items() if n > 1)
+        if twice:
+            raise ConfigError(f"dims: dimension {twice[0]} is given twice (as a number and as "
+                              "text); give each dimension once")
         config["dims"] = {str(k): ({} if v is None else v) for k, v in config["dims"].items()}
     root = schema()
-    validator = jsonschema.Draft202012Validator(root)
-    errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.absolute_path), e.path))
-    if errors:
-        best = jsonschema.exceptions.best_match(errors)
-        raise ConfigError(_message(best, root))
+    problem = _first_error(root, config)
+    if problem is not None:
+        raise ConfigError(problem)
     _fill_defaults(config, root, root)
     config["defaults"] = {**AXIS_DEFAULTS, **config["defaults"]}
     config["dims"] = dict(sorted(config["dims"].items(), key=lambda kv: int(kv[0])))
@@ -242,11 +349,8 @@ def _check_overrides(config: Mapping, key: str, root: dict) -> None:
                                   f"allowed keys: {', '.join(allowed)}")
         merged = {**config[gen], **override}
         sub_schema = {**root["properties"][gen], "$defs": root["$defs"]}
-        error = jsonschema.exceptions.best_match(
-            jsonschema.Draft202012Validator(sub_schema).iter_errors(merged)
-        )
-        if error is not None:
-            message = _message(error, sub_schema)
+        message = _first_error(sub_schema, merged)
+        if message is not None:
             raise ConfigError(f"dims.{key}.{gen}.{message}")
 
 
@@ -272,10 +376,101 @@ def _check_pass_probability(config: Mapping) -> None:
             )
 
 
+def _check_applies(config: Mapping, key: str, ax: Mapping,
+                   where: Callable[[str], str]) -> None:
+    """Refuse settings a dimension would silently ignore."""
+    dim, own = int(key), config["dims"][key]
+    gens = [generators.REGISTRY[g] for g in ax["generators"]]
+    if dim == 1 and ax["joint"]:
+        fix = "remove it" if "joint" in own else "set dims.1.joint: [] or set joint per dimension"
+        raise ConfigError(f"{where('joint')} = {ax['joint']}: joint cells apply to d >= 2 only "
+                          f"(in d=1 they are the projected quantiles); {fix}")
+    for name in OVERRIDABLE:
+        if name in own and name not in ax["generators"]:
+            raise ConfigError(f"dims.{key}.{name}: {name} is not among the generators of d={dim}"
+                              f" ({', '.join(ax['generators'])}); remove it or add {name}")
+    if "sample_sizes" in own and not any(g.truth_sample for g in gens):
+        raise ConfigError(f"dims.{key}.sample_sizes: no generator of d={dim} samples the truth "
+                          f"({', '.join(ax['generators'])}); remove it")
+    if "n_generated" in own and all(g.exact or g.truth_sample for g in gens):
+        raise ConfigError(f"dims.{key}.n_generated: no generator of d={dim} samples a model "
+                          f"({', '.join(ax['generators'])}); remove it")
+
+
+def _check_job_memory(config: Mapping, key: str, ax: Mapping,
+                      where: Callable[[str], str]) -> None:
+    """Refuse a job whose estimated memory (`budget`) exceeds its rule's resources.mem_mb."""
+    dim = int(key)
+    for name in ax["generators"]:
+        gen = generators.REGISTRY[name]
+        k = min(config["replicas_per_job"], len(replica_seeds(config, dim, name)))
+        rule = "train" if gen.neural else "baseline"
+        limit = config["resources"][rule]["mem_mb"]
+        block = generator_block(config, name, dim)
+        network = f"dims.{key}.{name}" if name in config["dims"][key] else name
+        for n in ax["n_train"]:
+            # key -> (estimate, what to lower); the largest part names the key
+            parts = {where("n_train"): (budget.training_sets_bytes(k, n, dim), "n_train")}
+            if gen.neural:
+                parts[network] = (budget.training_state_bytes(gen.parameter_count(block, dim), k),
+                                  "the network")
+            elif not gen.exact:
+                events = max([*ax["n_generated"], *ax["sample_sizes"]])
+                parts["evaluation.chunk_size"] = (budget.chunk_bytes(
+                    min(config["evaluation"]["chunk_size"], events), dim), "chunk_size")
+            need = sum(e.amount for e, _ in parts.values())
+            if need > limit * 10**6:
+                culprit = max(parts, key=lambda p: parts[p][0].amount)
+                raise ConfigError(
+                    f"{culprit}: a {rule} job of {name} in d={dim} with n_train = {n} needs "
+                    f"about {budget.gigabytes(need)} ("
+                    f"{'; '.join(e.how for e, _ in parts.values())}), more than resources."
+                    f"{rule}.mem_mb = {limit} MB; lower {parts[culprit][1]} or replicas_per_job,"
+                    f" or raise resources.{rule}.mem_mb")
+
+
+def _check_aggregation(config: Mapping) -> None:
+    """Refuse a bootstrap whose memory or time (`budget`) exceeds the stated limits."""
+    agg = config["aggregate"]
+    rows, replicas = 0, 1
+    for key in config["dims"]:
+        dim = int(key)
+        ax = axes(config, dim)
+        replicas = max(replicas, ax["seeds"]["count"])
+        binnings = len(ax["quantiles"]) * dim + (len(ax["joint"]) if dim > 1 else 0)
+        settings = len(targets(config)) * len(ax["n_train"]) * len(ax["generators"])
+        grid = max(len(ax["n_generated"]), len(ax["sample_sizes"]))
+        rows += budget.table_rows(binnings, settings, grid)
+    size = budget.bootstrap_bytes(agg["bootstrap"], replicas)
+    time = budget.bootstrap_seconds(agg["bootstrap"], replicas, rows)
+    limits = [
+        (size, budget.BOOTSTRAP_MAX_BYTES, budget.gigabytes(size.amount),
+         f"{budget.gigabytes(budget.BOOTSTRAP_MAX_BYTES)} of memory per table row"),
+        (time, budget.BOOTSTRAP_MAX_SECONDS, f"{time.amount / 60:,.0f} minutes",
+         f"{budget.BOOTSTRAP_MAX_SECONDS / 60:.0f} minutes"),
+    ]
+    for estimate, limit, amount, stated in limits:
+        if estimate.amount > limit:
+            most = int(agg["bootstrap"] * limit / estimate.amount)
+            raise ConfigError(f"aggregate.bootstrap = {agg['bootstrap']}: needs about {amount} "
+                              f"({estimate.how}), more than {stated}; use at most {most:,}")
+
+
+def _check_resources(config: Mapping) -> None:
+    train = config["resources"]["train"]
+    shortest = min(train["min_minutes"], train["max_minutes"])
+    if train["signal_seconds"] >= 60 * shortest:
+        raise ConfigError(
+            f"resources.train.signal_seconds = {train['signal_seconds']}: not shorter than the "
+            f"shortest training time limit, {shortest} minutes (resources.train.min_minutes, "
+            ".max_minutes); a job would be told to stop as it starts")
+
+
 def _check_semantics(config: Mapping) -> None:
     root = schema()
     _check_targets(config)
     _check_pass_probability(config)
+    _check_resources(config)
     for key in config["dims"]:
         _check_overrides(config, key, root)
         dim = int(key)
@@ -305,14 +500,44 @@ def _check_semantics(config: Mapping) -> None:
                     f"{where('generators')}: {gen!r} is not available for d={dim}; "
                     f"allowed dimensions for {gen!r}: {sorted(dims_ok)}"
                 )
+        _check_applies(config, key, ax, where)
         for gen in ax["generators"]:
             block = generator_block(config, gen, dim)
             for n in ax["n_train"]:
                 problem = generators.REGISTRY[gen].check_options(block, n)
-                if problem is not None:  # "<key> = <value>: why"
-                    key, _, why = problem.partition(": ")
-                    raise ConfigError(f"{gen}.{key} with {where('n_train')} = {n}: {why}")
+                if problem is not None:  # "<option> = <value>: why"
+                    option, _, why = problem.partition(": ")
+                    name = option.split(" ")[0]
+                    owner = f"dims.{key}.{gen}" if name in config["dims"][key].get(gen, {}) else gen
+                    raise ConfigError(f"{owner}.{option} with {where('n_train')} = {n}: {why}")
         if not ax["quantiles"] and not (dim > 1 and ax["joint"]):
             raise ConfigError(
                 f"{where('quantiles')}: d={dim} has no binning; give at least one quantile count"
             )
+        _check_job_memory(config, key, ax, where)
+    _check_aggregation(config)
+
+
+def check_device(config: Mapping) -> None:
+    """Refuse a CUDA device this machine does not have (call it where the jobs will run).
+
+    Kept out of `validate`: a results folder's config is read on machines without the GPU it
+    was made on. torch is imported only for a CUDA device (auto and cpu always work).
+
+    Raises
+    ------
+    ConfigError
+        ``device`` names CUDA, or CUDA device N, that torch cannot see here.
+    """
+    device = config.get("device", "auto")
+    if device in ("auto", "cpu"):
+        return
+    import torch  # a second or more: only when a GPU is asked for
+
+    if not torch.cuda.is_available():
+        raise ConfigError(f"device = {device!r}: CUDA is not available on this machine "
+                          f"(torch {torch.__version__}); use device: auto or cpu")
+    index = int(device.partition(":")[2] or 0)
+    if index >= torch.cuda.device_count():
+        raise ConfigError(f"device = {device!r}: this machine has {torch.cuda.device_count()} "
+                          f"CUDA device(s), cuda:0 .. cuda:{torch.cuda.device_count() - 1}")
