@@ -12,7 +12,7 @@ import yaml
 from ganplify import figures, generators
 from ganplify.cli import main as ganplify_main
 from ganplify.figures import amplification as plots
-from ganplify.figures import families, paper
+from ganplify.figures import families, learning, paper
 from ganplify.study import config as cfg
 from ganplify.study import jobs
 from ganplify.study import plan as study
@@ -168,7 +168,7 @@ FIGURE_FUNCTIONS = [
     plots.amplification_vs_n_train_figure, plots.league_figure,
     plots.effective_parameters_figure, plots.robustness_figure,
     robustness_plot.pass_fraction_figure, families.fit_uncertainty_figure,
-    families.truth_families_figure,
+    families.truth_families_figure, learning.learning_curve_figure,
 ]
 
 
@@ -248,7 +248,8 @@ def test_shell_cells_figure_has_a_log_axis_and_integer_ticks(drawn):
                 & (table["n_generated"].isna() | np.isinf(table["n_generated"]))]
     lo, hi = right.get_ylim()
     assert lo <= own["amplification_lo"].min() and hi >= own["amplification_hi"].max()
-    assert len(right.containers) == 3  # fit and two models, the truth sample left out
+    # one interval bar per series: the fit and two models, the truth sample left out
+    assert sum(c.has_yerr for c in right.containers) == 3
 
 
 def test_polar_cells_keep_their_angle_labels_apart(drawn):
@@ -312,7 +313,8 @@ def test_amplification_vs_n_train_draws_each_generator(drawn):
     fig = drawn(plots.amplification_vs_n_train_figure, table, interval=0.68)
     axes = visible_axes(fig)
     assert len(axes) == sum(len(b) for b in BINNINGS.values())
-    assert [len(ax.containers) for ax in axes] == [3, 3, 2, 3, 3, 3]  # no fit on the angle
+    # interval bars per panel: no fit on the angle
+    assert [sum(c.has_yerr for c in ax.containers) for ax in axes] == [3, 3, 2, 3, 3, 3]
     assert "error bar: 68% interval of the replica mean" in legend_labels(fig)
 
 
@@ -321,6 +323,8 @@ def _markers(ax):
     out = []
     for container in ax.containers:
         line = container.lines[0]
+        if line is None:  # the interval bars drawn on their own (style.interval_errorbar)
+            continue
         face = matplotlib.colors.to_rgba(line.get_markerfacecolor())
         out += [(float(x), face == (1.0, 1.0, 1.0, 1.0)) for x in line.get_xdata()]
     return out
@@ -475,3 +479,25 @@ def test_interval_errorbar_draws_the_interval_itself():
     ends = [y for s in segments for y in (s[0][1], s[1][1])]
     assert ends == pytest.approx([1.2, 1.5, 0.5, 0.9, 0.8, 1.0])
     plt.close(fig)
+
+
+def test_learning_curve_draws_mean_band_and_median_per_binning(drawn):
+    rows = []
+    for epoch, a in ((1, 0.1), (10, 0.5), (100, 1.5)):
+        for binning, q in (("x", 10), ("x", 50)):
+            rows.append({"target": figures.PAPER_TARGET, "dim": 1, "n_train": 100,
+                         "generator": MODEL, "epoch": epoch, "binning": binning,
+                         "n_quantiles": q, "n_cells": q, "n_replicas": 8, "amplification": a,
+                         "amplification_lo": 0.8 * a, "amplification_hi": 1.3 * a,
+                         "amplification_median": 0.9 * a, "n_collapsed": 0})
+    fig = drawn(learning.learning_curve_figure, pd.DataFrame(rows), interval=0.68)
+    (ax,) = visible_axes(fig)
+    assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
+    solid = [line for line in ax.get_lines() if line.get_linestyle() == "-"
+             and len(line.get_xdata()) == 3]
+    dashed = [line for line in ax.get_lines() if line.get_linestyle() == "--"]
+    assert len(solid) == 2 and len(dashed) == 2 and len(ax.collections) == 2
+    lo, hi = ax.get_ylim()
+    assert lo <= 0.08 and hi >= 1.95
+    assert "(8 replicas)" in ax.get_title()
+    assert "replica-mean MSE, band: 68% interval" in legend_labels(fig)

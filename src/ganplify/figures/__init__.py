@@ -270,7 +270,7 @@ def _learning_curve(results: Path, config: Mapping, table, stem: Path) -> list[P
     if curve.empty:
         raise ResultsError("tables/learning_curve.csv has no rows: every neural generator ran "
                            "with snapshots: []")
-    return learning.learning_curve_figure(curve, stem)
+    return learning.learning_curve_figure(curve, stem, config["aggregate"]["interval"])
 
 
 def _chi2_pass(results: Path, config: Mapping, table, stem: Path) -> list[Path]:
