@@ -9,6 +9,7 @@ with the command line and the machine at the top.
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import sys
 from pathlib import Path
@@ -20,10 +21,31 @@ from torch.profiler import ProfilerActivity, profile
 from ganplify.generators.neural import device as neural_device
 from ganplify.generators.neural.gan import config as gan_config
 from ganplify.generators.neural.gan import step as gan_step
+from ganplify.results.provenance import cpu
+
+# Groups of aten ops for the summary line: what kind of work the step's time goes to.
+GROUPS = {
+    "matmuls": ("aten::bmm", "aten::baddbmm", "aten::mm", "aten::addmm"),
+    "Adam": ("aten::_fused_adam_",),
+    "gradient sums": ("aten::add",),
+}
+
+
+def summary(averages: list, steps: int) -> str:
+    """Self time per step of each op group in `GROUPS` and of the rest, with shares."""
+    total = sum(e.self_cpu_time_total for e in averages)
+    parts, rest = [], total
+    for name, ops in GROUPS.items():
+        t = sum(e.self_cpu_time_total for e in averages if e.key in ops)
+        rest -= t
+        parts.append(f"{name} {t / total:.0%}")
+    parts.append(f"everything else {rest / total:.0%}")
+    return (f"self CPU time {total / steps / 1e3:.1f} ms per step: " + ", ".join(parts))
 
 
 def profile_steps(k: int, steps: int, dim: int, device: torch.device, row_limit: int) -> str:
-    """The profile table of ``steps`` eager GAN steps of K replicas, sorted by self time."""
+    """The profile table of ``steps`` eager GAN steps of K replicas, sorted by self time,
+    after a summary line (`summary`)."""
     if device.type == "cpu":
         neural_device.tune_cpu_allocator()  # as training does
     config = gan_config.GanConfig(cuda_graphs="off")
@@ -40,7 +62,8 @@ def profile_steps(k: int, steps: int, dim: int, device: torch.device, row_limit:
         if cuda:
             torch.cuda.synchronize(device)
     sort = "self_cuda_time_total" if cuda else "self_cpu_time_total"
-    return prof.key_averages().table(sort_by=sort, row_limit=row_limit)
+    averages = prof.key_averages()
+    return summary(averages, steps) + "\n" + averages.table(sort_by=sort, row_limit=row_limit)
 
 
 def main() -> int:
@@ -56,9 +79,12 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     device = neural_device.resolve_device(args.device)
     table = profile_steps(args.k, args.steps, args.dim, device, args.rows)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     head = (f"$ python benchmarks/profile_step.py {' '.join(sys.argv[1:])}\n"
-            f"{platform.processor() or platform.machine()}, torch {torch.__version__}, "
-            f"{args.threads} threads, K={args.k}, d={args.dim}, {args.steps} steps\n\n")
+            f"{cpu()['model'] or platform.machine()} ({cpu()['torch_capability']}), "
+            f"{os.cpu_count()} logical CPUs (load average {load:.1f} "
+            f"at the end), torch {torch.__version__}, {args.threads} threads, K={args.k}, "
+            f"d={args.dim}, {args.steps} steps\n")
     print(head + table)
     if args.out is not None:
         args.out.write_text(head + table + "\n")
