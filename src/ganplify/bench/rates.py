@@ -74,7 +74,10 @@ class Operand:
         """Random values (normal) with exactly this shape, stride, dtype and device."""
         # the storage a strided view needs: one past its furthest element
         size = 1 + sum((n - 1) * s for n, s in zip(self.shape, self.stride, strict=True) if n)
-        base = torch.randn(size, dtype=self.dtype, device=self.device)
+        if self.dtype.is_floating_point:
+            base = torch.randn(size, dtype=self.dtype, device=self.device)
+        else:
+            base = torch.zeros(size, dtype=self.dtype, device=self.device)
         return base.as_strided(self.shape, self.stride)
 
     def __str__(self) -> str:
@@ -186,7 +189,7 @@ class ProductTiming:
 
     @property
     def gflops(self) -> float:
-        return self.mflop * 1e6 / (self.us_per_call * 1e-6) / 1e9
+        return self.mflop * 1e3 / max(self.us_per_call, 1e-9)
 
     @property
     def seconds(self) -> float:
