@@ -12,6 +12,12 @@ the matmul/convolution FLOPs per replica-step (counted by a TorchDispatchMode fr
 shapes: torch's FlopCounterMode fails on gradients w.r.t. inputs), peak memory, and the paper
 protocol's time extrapolated from the best K.
 
+Achieved rates (`ganplify.bench.rates`, unless --no-rates): in the same process as each row, a
+large float32 sgemm and the row's own products (every matmul the step dispatched, replayed
+alone with the same shapes and layouts) are timed; the step's GFLOP/s is reported as a
+fraction of each. The fraction of the products' rate is the share of the step's time its
+matmuls would need at the rate they reach alone.
+
 Peak memory: on CUDA torch.cuda.max_memory_allocated; on CPU the peak resident set size of a
 fresh child process (getrusage ru_maxrss) minus its resident size before the networks were
 built, so it includes everything the step allocated (activations, gradients, Adam state,
@@ -40,6 +46,8 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from ganplify import generators
+from ganplify.bench import rates
+from ganplify.bench.rates import matmul_flops  # noqa: F401 (API: the FLOP count per op)
 from ganplify.generators.gan import Gan
 
 # The paper's protocol: replicas x optimiser steps per replica (10,000 epochs).
@@ -49,44 +57,23 @@ PAPER_PROTOCOL = {1: 100 * 100_000, 2: 100 * 100_000, 5: 100 * 500_000}
 DEFAULT_KS = (1, 4, 16, 64, 256)
 
 
-aten = torch.ops.aten
-
-
-def _conv_flops(x_shape: torch.Size, w_shape: torch.Size, out_shape: torch.Size) -> int:
-    """2 * output elements * (input channels per group * kernel size)."""
-    per_output = int(np.prod(w_shape[1:]))
-    return 2 * int(np.prod(out_shape)) * per_output
-
-
-def matmul_flops(func: object, args: tuple, out: object) -> int:
-    """FLOPs of one matmul-like aten op (mm, addmm, bmm, baddbmm, convolution), else 0."""
-    packet = getattr(func, "overloadpacket", None)
-    if packet in (aten.mm, aten.bmm, aten.addmm, aten.baddbmm):
-        a, b = (args[0], args[1]) if packet in (aten.mm, aten.bmm) else (args[1], args[2])
-        batch = a.shape[0] if a.dim() == 3 else 1
-        return 2 * batch * a.shape[-2] * a.shape[-1] * b.shape[-1]
-    if packet is aten.convolution:
-        return _conv_flops(args[0].shape, args[1].shape, out.shape)
-    if packet is aten.convolution_backward:
-        grad_out, x, w = args[0], args[1], args[2]
-        mask = args[-1]
-        forward = _conv_flops(x.shape, w.shape, grad_out.shape)
-        return forward * (int(bool(mask[0])) + int(bool(mask[1])))
-    return 0
-
-
 class OpCounter(TorchDispatchMode):
-    """Counts dispatched aten ops (by name) and matmul/convolution FLOPs."""
+    """Counts dispatched aten ops (by name) and matmul/convolution FLOPs, and records each
+    matmul-like call's operand layouts (`rates.Product`, to replay them alone)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.ops: Counter[str] = Counter()
         self.flops = 0
+        self.products: Counter[rates.Product] = Counter()
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
         self.ops[str(func)] += 1
-        self.flops += matmul_flops(func, args, out)
+        flops = rates.matmul_flops(func, args, out)
+        self.flops += flops
+        if (prod := rates.product(func, args, kwargs, flops)) is not None:
+            self.products[prod] += 1
         return out
 
     @property
@@ -107,6 +94,8 @@ class Spec:
     device: str
     set_input: str
     threads: int
+    rates: bool = True  # also time the sgemm and the step's products alone
+    sgemm_size: int = 0  # 0: rates.SGEMM_SIZE of the device type
 
 
 @dataclass(frozen=True)
@@ -123,6 +112,18 @@ class Row:
     gflops: float
     peak_mib: float | None
     speedup: float | None = None
+    products_gflops: float | None = None  # the step's products, each run alone
+    sgemm_gflops: float | None = None  # one large float32 matmul
+    of_products: float | None = None  # gflops / products_gflops
+    of_sgemm: float | None = None  # gflops / sgemm_gflops
+
+
+@dataclass(frozen=True)
+class Measured:
+    """A row and its step's products as timed alone (slowest first; empty without rates)."""
+
+    row: Row
+    products: list[rates.ProductTiming]
 
 
 def _sync(device: torch.device) -> None:
@@ -200,7 +201,7 @@ def _density_step(spec: Spec, device: torch.device):
     return step, step
 
 
-def measure(spec: Spec) -> Row:
+def measure(spec: Spec) -> Measured:
     """Measure one configuration in this process."""
     from ganplify.generators.neural import device as neural_device
 
@@ -238,7 +239,8 @@ def measure(spec: Spec) -> Row:
     else:
         peak = _peak_rss_mib() - rss0
     flops = counter.flops / spec.k
-    return Row(
+    gflops = counter.flops / per_step / 1e9
+    row = Row(
         generator=spec.generator,
         impl=spec.impl,
         k=spec.k,
@@ -246,24 +248,33 @@ def measure(spec: Spec) -> Row:
         s_per_replica_step=per_step / spec.k,
         ops_per_step=counter.total,
         mflop_per_replica_step=flops / 1e6,
-        gflops=counter.flops / per_step / 1e9,
+        gflops=gflops,
         peak_mib=peak,
     )
+    if not spec.rates:
+        return Measured(row, [])
+    # after the step's timing and peak memory, so that neither sees the replayed operands
+    timings = rates.time_products(counter.products, device)
+    products = rates.products_gflops(timings)
+    sgemm = rates.sgemm_gflops(spec.sgemm_size or rates.SGEMM_SIZE[device.type], device)
+    row = Row(**{**asdict(row), "products_gflops": products, "sgemm_gflops": sgemm,
+                 "of_products": gflops / products, "of_sgemm": gflops / sgemm})
+    return Measured(row, timings)
 
 
 def _child(spec: Spec, queue: multiprocessing.Queue) -> None:
     queue.put(measure(spec))
 
 
-def measure_isolated(spec: Spec) -> Row:
+def measure_isolated(spec: Spec) -> Measured:
     """Measure one configuration in a fresh child process (clean peak memory)."""
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue()
     proc = ctx.Process(target=_child, args=(spec, queue))
     proc.start()
-    row = queue.get()
+    measured = queue.get()
     proc.join()
-    return row
+    return measured
 
 
 def _hours(seconds: float) -> str:
@@ -286,6 +297,22 @@ def format_table(rows: list[Row], device: str) -> str:
             f"{speed:>10}{r.ops_per_step:>10}{r.mflop_per_replica_step:>20.1f}"
             f"{r.gflops:>9.1f}{peak:>10}"
         )
+    return "\n".join(lines)
+
+
+def format_rates(rows: list[Row], sgemm_size: str) -> str:
+    """The step's GFLOP/s as fractions of the sgemm's and of its own products' rates."""
+    head = (f"{'generator':<14}{'impl':<9}{'K':>5}{'step GFLOP/s':>14}{'products':>10}"
+            f"{'sgemm':>8}{'of products':>13}{'of sgemm':>10}")
+    lines = [f"achieved GFLOP/s against this machine's matmul rates, measured in the same "
+             f"process: the step's own products run alone, and a {sgemm_size} float32 sgemm",
+             head, "-" * len(head)]
+    for r in rows:
+        if r.sgemm_gflops is None:
+            continue
+        lines.append(f"{r.generator:<14}{r.impl:<9}{r.k:>5}{r.gflops:>14.1f}"
+                     f"{r.products_gflops:>10.1f}{r.sgemm_gflops:>8.1f}{r.of_products:>13.1%}"
+                     f"{r.of_sgemm:>10.1%}")
     return "\n".join(lines)
 
 
@@ -341,6 +368,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--no-isolate", action="store_true",
         help="measure in this process (faster; no CPU peak memory)",
     )
+    parser.add_argument(
+        "--no-rates", action="store_true",
+        help="skip timing the sgemm and the step's products alone (faster)",
+    )
+    parser.add_argument(
+        "--sgemm-size", type=int, default=0,
+        help=f"n of the n x n x n float32 sgemm (default {rates.SGEMM_SIZE['cpu']} on CPU, "
+             f"{rates.SGEMM_SIZE['cuda']} on CUDA)",
+    )
+    parser.add_argument(
+        "--products", type=int, default=0, metavar="N",
+        help="also print each row's N products that take the most time alone",
+    )
     parser.add_argument("--output", type=Path, help="also write the table as CSV")
 
 
@@ -359,10 +399,15 @@ def run(args: argparse.Namespace) -> int:
     impls = [(Gan.name, "plain", 1)] if Gan.name in names and not args.no_plain else []
     impls += [(g, "ensemble", k) for g in names for k in ks]
     rows: list[Row] = []
+    details: list[str] = []
     for gen, impl, k in impls:
         spec = Spec(impl, k, gen, args.dim, args.steps, args.warmup, str(device),
-                    args.set_input, args.threads)
-        row = measure(spec) if args.no_isolate else measure_isolated(spec)
+                    args.set_input, args.threads, not args.no_rates, args.sgemm_size)
+        measured = measure(spec) if args.no_isolate else measure_isolated(spec)
+        row = measured.row
+        if args.products > 0 and measured.products:
+            details.append(rates.format_products(f"{gen} {impl} K={k}", measured.products,
+                                                 args.products))
         if args.no_isolate and device.type == "cpu":
             row = Row(**{**asdict(row), "peak_mib": None})  # the process peak says nothing
         rows.append(row)
@@ -376,6 +421,11 @@ def run(args: argparse.Namespace) -> int:
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     print(format_table(rows, f"{device} ({name}), {args.threads} threads, "
                              f"set_input={args.set_input}, d={args.dim}"))
+    if not args.no_rates:
+        n = args.sgemm_size or rates.SGEMM_SIZE[device.type]
+        print("\n" + format_rates(rows, f"{n}^3"))
+    for detail in details:
+        print("\n" + detail)
     ensembles = [r for r in rows if r.impl == "ensemble" and r.generator == Gan.name]
     if ensembles:
         print(format_extrapolation(min(ensembles, key=lambda r: r.s_per_replica_step), args.dim))
