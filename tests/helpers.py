@@ -18,7 +18,7 @@ from ganplify.metrics.quantiles import CellCounter
 
 REPO = Path(__file__).resolve().parents[1]
 # Files a workflow run needs, copied into a temporary project folder.
-WORKFLOW_FILES = ("Snakefile", "workflow", "config", "profiles", "slurm", "envs")
+WORKFLOW_FILES = ("Snakefile", "workflow", "config", "profiles", "slurm", "envs", ".test")
 
 
 def copy_project(dest: Path) -> Path:

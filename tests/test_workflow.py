@@ -55,6 +55,20 @@ def quick_run(tmp_path_factory) -> Path:
     return project
 
 
+TINY_CONFIG = ".test/config/config.yaml"
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory) -> Path:
+    """One real run of the tiny test config (.test/config/config.yaml): every generator and
+    stage in d = 1, 2, 5 in a couple of minutes."""
+    project = copy_project(tmp_path_factory.mktemp("tiny"))
+    start = time.perf_counter()
+    run_snakemake(project, "--configfile", TINY_CONFIG)
+    print(f"tiny test study: {time.perf_counter() - start:.1f} s")
+    return project
+
+
 def test_lint_is_clean():
     proc = run_snakemake(REPO, "--lint", check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -217,49 +231,63 @@ def test_report_holds_every_figure(quick_run):
     assert ganplify_main(["verify", str(quick_run / "results" / "quick")]) == 0
 
 
-@pytest.mark.slow  # runs the quick default end to end (about 8 minutes on 2 cores)
-def test_rerun_does_nothing(quick_run):
-    proc = run_snakemake(quick_run, "-n")
+@pytest.mark.slow  # runs the tiny test config end to end
+def test_tiny_config_runs_every_stage_and_verifies(tiny_run):
+    res = tiny_run / "results" / "test"
+    assert ganplify_main(["verify", str(res)]) == 0
+    from ganplify.figures import planned
+    from ganplify.study import config as cfg
+
+    for name in planned(cfg.load(res / "config.yaml")):
+        assert (res / "figures" / f"{name}.png").is_file(), name
+    curve = pd.read_csv(res / "tables" / "learning_curve.csv")
+    assert set(curve["generator"]) == {"gan", "flow", "flow_matching"}
+    assert ganplify_main(["status", str(res), "--workdir", str(tiny_run)]) == 0
+
+
+@pytest.mark.slow  # runs the tiny test config end to end
+def test_rerun_does_nothing(tiny_run):
+    proc = run_snakemake(tiny_run, "-n", "--configfile", TINY_CONFIG)
     assert "Nothing to be done" in proc.stdout + proc.stderr
 
 
-@pytest.mark.slow  # runs the quick default end to end (about 8 minutes on 2 cores)
-def test_copied_results_folder_does_not_rerun_replica_jobs(quick_run, tmp_path):
+@pytest.mark.slow  # runs the tiny test config end to end
+def test_copied_results_folder_does_not_rerun_replica_jobs(tiny_run, tmp_path):
     other = copy_project(tmp_path / "other")
-    shutil.copytree(quick_run / "results", other / "results")  # fresh file times
+    shutil.copytree(tiny_run / "results", other / "results")  # fresh file times
     files = [p for p in (other / "results").rglob("*") if p.is_file()]
     now = time.time()
     for i, p in enumerate(reversed(files)):  # scramble the order of modification times
         os.utime(p, (now + i, now + i))
     assert not (other / ".snakemake").exists()
-    jobs = jobs_of(run_snakemake(other, "-n").stdout)
-    assert "baseline" not in jobs
+    jobs = jobs_of(run_snakemake(other, "-n", "--configfile", TINY_CONFIG).stdout)
+    assert "baseline" not in jobs and "train" not in jobs and "evaluate" not in jobs
     assert all(j in {"aggregate", "fit_uncertainty", "provenance", "manifest", "all"}
                or j.startswith("plot_")
                for j in jobs), jobs
 
 
-@pytest.mark.slow  # runs the quick default end to end (about 8 minutes on 2 cores)
-def test_verify_catches_altered_missing_and_foreign_files(quick_run, tmp_path, capsys):
+@pytest.mark.slow  # runs the tiny test config end to end
+def test_verify_catches_altered_missing_and_foreign_files(tiny_run, tmp_path, capsys):
     res = tmp_path / "copy"
-    shutil.copytree(quick_run / "results" / "quick", res)
+    shutil.copytree(tiny_run / "results" / "test", res)
     assert ganplify_main(["verify", str(res)]) == 0
     table = res / "tables" / "amplification.csv"
     table.write_text(table.read_text().replace(",fit,x,10,", ",fit,x,11,", 1))
     (res / "figures" / "notes.txt").write_text("mine")
-    victim = next(res.glob("replicas/*/*/fit-*/seed7/fit.json"))
+    victim = next(res.glob("replicas/*/*/fit-*/seed3/fit.json"))
     victim.unlink()
     capsys.readouterr()
     assert ganplify_main(["verify", str(res)]) == 1
     err = capsys.readouterr().err
     assert "tables/amplification.csv: altered" in err
     assert "figures/notes.txt: foreign file" in err
-    assert "seed7/fit.json: missing" in err
+    assert "seed3/fit.json: missing" in err
 
 
-@pytest.mark.slow  # runs the quick default end to end (about 8 minutes on 2 cores)
-def test_summary_prints_the_table(quick_run, capsys):
-    assert ganplify_main(["summary", str(quick_run / "results" / "quick"),
+@pytest.mark.slow  # runs the tiny test config end to end
+def test_summary_prints_the_table(tiny_run, capsys):
+    assert ganplify_main(["summary", str(tiny_run / "results" / "test"),
                           "--generator", "fit"]) == 0
     out = capsys.readouterr().out
     assert "amplification" in out and "fit" in out and "gan" not in out
