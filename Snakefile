@@ -13,7 +13,6 @@ if not workflow.config_settings.configfiles:
     configfile: "config/config.yaml"
 
 
-
 include: "workflow/rules/common.smk"
 include: "workflow/rules/baselines.smk"
 include: "workflow/rules/train.smk"
@@ -23,6 +22,6 @@ include: "workflow/rules/plots.smk"
 
 
 rule all:
+    default_target: True
     input:
         final_outputs(),
-    default_target: True

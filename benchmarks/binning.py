@@ -33,8 +33,10 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=1_000_000, help="events per run")
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
-    print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"numpy {np.__version__}, {args.n:,} events, median of {args.repeat}")
+    print(
+        f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"numpy {np.__version__}, {args.n:,} events, median of {args.repeat}"
+    )
     print(f"{'d':>2} {'binning':>8} {'q':>3} {'cells':>7} {'seconds':>8} {'Mevents/s':>10}")
     for dim, coordinate, q in CASES:
         target = GaussianShell(dim)
@@ -47,8 +49,10 @@ def main() -> None:
             counter.counts(x)
             times.append(time.perf_counter() - start)
         t = float(np.median(times))
-        print(f"{dim:>2} {coordinate:>8} {q:>3} {binning.n_cells:>7} {t:>8.3f} "
-              f"{args.n / t / 1e6:>10.1f}")
+        print(
+            f"{dim:>2} {coordinate:>8} {q:>3} {binning.n_cells:>7} {t:>8.3f} "
+            f"{args.n / t / 1e6:>10.1f}"
+        )
 
 
 if __name__ == "__main__":

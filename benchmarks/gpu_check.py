@@ -56,21 +56,25 @@ def check_rng(device: torch.device) -> None:
         a = draw(keys_cpu)
         b = draw(keys_gpu).cpu()
         diff = (a.double() - b.double()).abs().max().item()
-        row(f"rng {name} GPU vs CPU", "bit-identical" if torch.equal(a, b) else
-            f"differ by at most {diff:.3g}")
+        row(
+            f"rng {name} GPU vs CPU",
+            "bit-identical" if torch.equal(a, b) else f"differ by at most {diff:.3g}",
+        )
 
 
 def graph_vs_eager(device: torch.device, epochs: int) -> None:
     data = np.random.default_rng(0).normal(size=(16, 100, 1))
     results = {}
     for mode in ("on", "off") if device.type == "cuda" else ("off",):
-        config = gan_config.GanConfig(epochs=epochs, lr=5e-4, cuda_graphs=mode,
-                                    checkpoint_every=0)
+        config = gan_config.GanConfig(epochs=epochs, lr=5e-4, cuda_graphs=mode, checkpoint_every=0)
         t0 = time.perf_counter()
-        results[mode] = training.train_ensemble(data, list(range(16)), config,
-                                                device=str(device), progress=False)
-        row(f"GAN 16 replicas x {epochs} epochs, cuda_graphs={mode}",
-            f"{time.perf_counter() - t0:.2f} s (graph used: {results[mode].cuda_graph})")
+        results[mode] = training.train_ensemble(
+            data, list(range(16)), config, device=str(device), progress=False
+        )
+        row(
+            f"GAN 16 replicas x {epochs} epochs, cuda_graphs={mode}",
+            f"{time.perf_counter() - t0:.2f} s (graph used: {results[mode].cuda_graph})",
+        )
     if "on" not in results:
         return
     on, off = results["on"], results["off"]
@@ -82,8 +86,11 @@ def graph_vs_eager(device: torch.device, epochs: int) -> None:
     hist = np.nanmax(np.abs(on.history - off.history))
     # one step agrees to rounding (make_step_runner checks that before it trusts the graph);
     # capturable (foreach) and fused Adam differ in the last bit, which chaotic training grows
-    row(f"graph vs eager after {epochs} epochs", f"max rel. weight diff {worst:.3g}, "
-        f"max loss-history diff {hist:.3g}, status equal {on.status == off.status}")
+    row(
+        f"graph vs eager after {epochs} epochs",
+        f"max rel. weight diff {worst:.3g}, "
+        f"max loss-history diff {hist:.3g}, status equal {on.status == off.status}",
+    )
 
 
 def step_timing(device: torch.device, ks: tuple[int, ...], steps: int) -> None:
@@ -93,8 +100,7 @@ def step_timing(device: torch.device, ks: tuple[int, ...], steps: int) -> None:
         times = {}
         for mode in ("on", "off") if device.type == "cuda" else ("off",):
             config = gan_config.GanConfig(cuda_graphs=mode)
-            state = gan_step.new_state(data, list(range(k)), config, device,
-                                       graphs=mode == "on")
+            state = gan_step.new_state(data, list(range(k)), config, device, graphs=mode == "on")
             gan_step.begin_epoch(state, 0)
             runner, graphed = gan_graphs.make_step_runner(state, mode)
             for _ in range(5):
@@ -107,19 +113,27 @@ def step_timing(device: torch.device, ks: tuple[int, ...], steps: int) -> None:
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             times[mode] = (time.perf_counter() - t0) / steps
-            row(f"GAN step K={k}, cuda_graphs={mode}",
+            row(
+                f"GAN step K={k}, cuda_graphs={mode}",
                 f"{times[mode] * 1e3:.3f} ms/step, {times[mode] / k * 1e3:.4f} ms/replica-step"
-                f" (graph used and checked against eager: {graphed})")
+                f" (graph used and checked against eager: {graphed})",
+            )
         if "on" in times:
             row(f"GAN step K={k}: graph speed-up over eager", f"{times['off'] / times['on']:.2f}x")
 
 
 def jobs_end_to_end(device: torch.device, out: Path, epochs: int) -> None:
     raw = {
-        "study": "gpu_check", "target": "gaussian_shell", "device": str(device),
-        "seeds": {"first": 0, "count": 16}, "replicas_per_job": 16,
-        "defaults": {"generators": ["gan", "flow", "flow_matching"],
-                     "n_generated": [1000, 10000, 100000], "n_train": [100]},
+        "study": "gpu_check",
+        "target": "gaussian_shell",
+        "device": str(device),
+        "seeds": {"first": 0, "count": 16},
+        "replicas_per_job": 16,
+        "defaults": {
+            "generators": ["gan", "flow", "flow_matching"],
+            "n_generated": [1000, 10000, 100000],
+            "n_train": [100],
+        },
         "dims": {1: {"quantiles": [10, 20, 50]}},
         "gan": {"epochs": epochs, "lr": 5e-4, "checkpoint_every": 100},
     }
@@ -133,39 +147,68 @@ def jobs_end_to_end(device: torch.device, out: Path, epochs: int) -> None:
         t0 = time.perf_counter()
         run_evaluate(chunk.spec(), results, results / chunk.evaluated_flag, memory_mb=8192)
         t_eval = time.perf_counter() - t0
-        row(f"job {name}: train / evaluate 16 replicas",
+        row(
+            f"job {name}: train / evaluate 16 replicas",
             f"{t_train:.1f} s / {t_eval:.1f} s on {flag['device']}, "
             f"cuda_graph={flag.get('cuda_graph')}, "
-            f"replicas {sorted(set(flag['replicas'].values()))}")
+            f"replicas {sorted(set(flag['replicas'].values()))}",
+        )
     from ganplify.analysis import amplification as amp
 
     agg = config["aggregate"]
     table_mse, replicas = amp.collect(results, study.plan(config))
     table = amp.amplification_table(
-        table_mse, replicas, n_boot=agg["bootstrap"], interval=agg["interval"], seed=agg["seed"],
-        collapse_spread=agg["collapse_spread"], saturation=agg["saturation"],
+        table_mse,
+        replicas,
+        n_boot=agg["bootstrap"],
+        interval=agg["interval"],
+        seed=agg["seed"],
+        collapse_spread=agg["collapse_spread"],
+        saturation=agg["saturation"],
         robust_cl=agg["robust_cl"],
     )
     table.to_csv(out / "amplification.csv", index=False)
     for gen, grp in table.groupby("generator"):
         top = grp[grp["n_generated"] == grp["n_generated"].max()]
-        vals = ", ".join(f"{int(q)}q {a:.2f}" for q, a in
-                         zip(top["n_quantiles"], top["amplification"], strict=True))
+        vals = ", ".join(
+            f"{int(q)}q {a:.2f}"
+            for q, a in zip(top["n_quantiles"], top["amplification"], strict=True)
+        )
         row(f"amplification at the largest n_generated, {gen}", vals)
 
 
 def bench(out: Path, device: torch.device) -> None:
     ks = "1,16,100,256" if device.type == "cuda" else "1,4"
-    cmd = [sys.executable, "-m", "ganplify.cli", "bench", "--ks", ks, "--dim", "1",
-           "--device", str(device),
-           "--steps", "30", "--warmup", "5", "--generators", "gan,flow,flow_matching",
-           "--no-isolate", "--output", str(out / "bench.csv")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "ganplify.cli",
+        "bench",
+        "--ks",
+        ks,
+        "--dim",
+        "1",
+        "--device",
+        str(device),
+        "--steps",
+        "30",
+        "--warmup",
+        "5",
+        "--generators",
+        "gan,flow,flow_matching",
+        "--no-isolate",
+        "--output",
+        str(out / "bench.csv"),
+    ]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=400)
     (out / "bench.txt").write_text(proc.stdout + "\n" + proc.stderr)
     print(proc.stdout, flush=True)
-    row("ganplify bench", f"exit {proc.returncode} in {time.perf_counter() - t0:.0f} s "
-        "(table above and in bench.txt)")
+    row(
+        "ganplify bench",
+        f"exit {proc.returncode} in {time.perf_counter() - t0:.0f} s "
+        "(table above and in bench.txt)",
+    )
     if proc.returncode != 0:
         print(proc.stderr[-3000:], flush=True)
 
@@ -206,12 +249,14 @@ def main() -> int:
     row("device", f"{name}, torch {torch.__version__}, CUDA {torch.version.cuda}")
     skip = set(args.skip.split(","))
     k_profile = 100 if device.type == "cuda" else 4
-    parts = [("rng", lambda: check_rng(device)),
-             ("graph", lambda: graph_vs_eager(device, 30)),
-             ("steps", lambda: step_timing(device, (16, 100, 256), 200)),
-             ("jobs", lambda: jobs_end_to_end(device, args.out, args.epochs)),
-             ("bench", lambda: bench(args.out, device)),
-             ("profile", lambda: profile_step(device, args.out, k_profile))]
+    parts = [
+        ("rng", lambda: check_rng(device)),
+        ("graph", lambda: graph_vs_eager(device, 30)),
+        ("steps", lambda: step_timing(device, (16, 100, 256), 200)),
+        ("jobs", lambda: jobs_end_to_end(device, args.out, args.epochs)),
+        ("bench", lambda: bench(args.out, device)),
+        ("profile", lambda: profile_step(device, args.out, k_profile)),
+    ]
     for name, part in parts:
         if name in skip:
             continue

@@ -40,7 +40,7 @@ def summary(averages: list, steps: int) -> str:
         rest -= t
         parts.append(f"{name} {t / total:.0%}")
     parts.append(f"everything else {rest / total:.0%}")
-    return (f"self CPU time {total / steps / 1e3:.1f} ms per step: " + ", ".join(parts))
+    return f"self CPU time {total / steps / 1e3:.1f} ms per step: " + ", ".join(parts)
 
 
 def profile_steps(k: int, steps: int, dim: int, device: torch.device, row_limit: int) -> str:
@@ -80,11 +80,13 @@ def main() -> int:
     device = neural_device.resolve_device(args.device)
     table = profile_steps(args.k, args.steps, args.dim, device, args.rows)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    head = (f"$ python benchmarks/profile_step.py {' '.join(sys.argv[1:])}\n"
-            f"{cpu()['model'] or platform.machine()} ({cpu()['torch_capability']}), "
-            f"{os.cpu_count()} logical CPUs (load average {load:.1f} "
-            f"at the end), torch {torch.__version__}, {args.threads} threads, K={args.k}, "
-            f"d={args.dim}, {args.steps} steps\n")
+    head = (
+        f"$ python benchmarks/profile_step.py {' '.join(sys.argv[1:])}\n"
+        f"{cpu()['model'] or platform.machine()} ({cpu()['torch_capability']}), "
+        f"{os.cpu_count()} logical CPUs (load average {load:.1f} "
+        f"at the end), torch {torch.__version__}, {args.threads} threads, K={args.k}, "
+        f"d={args.dim}, {args.steps} steps\n"
+    )
     print(head + table)
     if args.out is not None:
         args.out.write_text(head + table + "\n")

@@ -34,14 +34,19 @@ def parse_grid(items: list[str]) -> dict[str, list[float]]:
         key, _, values = item.partition("=")
         if not values:
             raise SystemExit(f"grid entry {item!r} is not key=v1,v2,...")
-        grid[key] = [float(v) if any(c in v for c in ".e") else int(v)
-                     for v in values.split(",")]
+        grid[key] = [float(v) if any(c in v for c in ".e") else int(v) for v in values.split(",")]
     return grid
 
 
-def evaluate(name: str, options: dict, target: GaussianShell, sets: np.ndarray,
-             seeds: list[int], binning: Binning, n_generated: int
-             ) -> tuple[float, float, float, float]:
+def evaluate(
+    name: str,
+    options: dict,
+    target: GaussianShell,
+    sets: np.ndarray,
+    seeds: list[int],
+    binning: Binning,
+    n_generated: int,
+) -> tuple[float, float, float, float]:
     start = time.perf_counter()
     result = flows.train_ensemble(name, sets, seeds, options, device="auto", log_every=1e9)
     wall = time.perf_counter() - start
@@ -49,14 +54,22 @@ def evaluate(name: str, options: dict, target: GaussianShell, sets: np.ndarray,
     arch = flows.MODELS[name].config_type.from_mapping(options).architecture()
     ok = [k for k, s in enumerate(result.status) if s == "done"]
     weights = [result.generator_weights[k] for k in ok]
-    x = np.concatenate(list(flows.generate(name, weights, [seeds[k] for k in ok],
-                                           n_generated, arch)), axis=1)
+    x = np.concatenate(
+        list(flows.generate(name, weights, [seeds[k] for k in ok], n_generated, arch)), axis=1
+    )
     mse = np.array([mse_from_counts(counter.counts(xi)[0]) for xi in x])
-    amp = (1 / binning.n_cells) * (1 - 1 / binning.n_cells) / asymptotic_mse(
-        mse, binning.n_cells, n_generated).mean() / sets.shape[1]
-    # standard error of the mean MSE, propagated to the amplification (first order)
-    rel = asymptotic_mse(mse, binning.n_cells, n_generated).std(ddof=1) / np.sqrt(len(mse)) \
+    amp = (
+        (1 / binning.n_cells)
+        * (1 - 1 / binning.n_cells)
         / asymptotic_mse(mse, binning.n_cells, n_generated).mean()
+        / sets.shape[1]
+    )
+    # standard error of the mean MSE, propagated to the amplification (first order)
+    rel = (
+        asymptotic_mse(mse, binning.n_cells, n_generated).std(ddof=1)
+        / np.sqrt(len(mse))
+        / asymptotic_mse(mse, binning.n_cells, n_generated).mean()
+    )
     epochs = np.median([float(w["best_epoch"]) for w in weights])
     return float(amp), float(amp * rel), float(epochs), wall
 
@@ -79,17 +92,23 @@ def main() -> None:
     binning = Binning(target.coordinates[0], args.quantiles, args.dim)
     seeds = list(range(args.first_seed, args.first_seed + args.replicas))
     sets = np.stack([training_set(target, args.n_train, s) for s in seeds])
-    print(f"# {args.model}, d={args.dim}, n_train={args.n_train}, seeds {seeds[0]}.."
-          f"{seeds[-1]}, {binning.label}, {args.n_generated:,} events per replica; "
-          f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}")
+    print(
+        f"# {args.model}, d={args.dim}, n_train={args.n_train}, seeds {seeds[0]}.."
+        f"{seeds[-1]}, {binning.label}, {args.n_generated:,} events per replica; "
+        f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}"
+    )
     keys = list(grid)
     print(" ".join(f"{k:>9}" for k in keys), f"{'ampl':>7} {'+-':>6} {'epoch':>6} {'wall s':>7}")
     for values in itertools.product(*(grid[k] for k in keys)):
         options = {**fixed, **dict(zip(keys, values, strict=True))}
-        amp, err, epochs, wall = evaluate(args.model, options, target, sets, seeds, binning,
-                                          args.n_generated)
-        print(" ".join(f"{v:>9g}" for v in values), f"{amp:7.2f} {err:6.2f} {epochs:6.0f} "
-              f"{wall:7.1f}", flush=True)
+        amp, err, epochs, wall = evaluate(
+            args.model, options, target, sets, seeds, binning, args.n_generated
+        )
+        print(
+            " ".join(f"{v:>9g}" for v in values),
+            f"{amp:7.2f} {err:6.2f} {epochs:6.0f} {wall:7.1f}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

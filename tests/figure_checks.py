@@ -13,8 +13,9 @@ from ganplify import generators
 TRUTH = generators.having("truth_sample")[0]
 FIT = generators.having("fit_parameters")[0]
 MODEL = generators.having("paper_model")[0]  # a sampling model with rows at 10^4 events
-OTHER = next(n for n, g in generators.REGISTRY.items()
-             if not (g.exact or g.truth_sample or g.paper_model))  # one without them
+OTHER = next(
+    n for n, g in generators.REGISTRY.items() if not (g.exact or g.truth_sample or g.paper_model)
+)  # one without them
 N_TRAIN = 50
 BINNINGS = {1: [("x", 5), ("x", 10)], 2: [("r", 5), ("phi1", 5), ("joint", 3), ("joint", 4)]}
 REPLICAS = {TRUTH: 20, FIT: 20, MODEL: 8, OTHER: 10}
@@ -27,11 +28,23 @@ def _row(target, dim, gen, binning, q, n_generated, amp) -> dict:
     mse = (1 / k) * (1 - 1 / k) / n_eq if np.isfinite(n_eq) else 0.0
     own = not np.isfinite(n_generated)
     return {
-        "target": target, "dim": dim, "n_train": N_TRAIN, "generator": gen,
-        "binning": binning, "n_quantiles": q, "n_cells": k, "n_generated": n_generated,
-        "n_replicas": REPLICAS[gen], "mse_mean": mse, "mse_std": 0.5 * mse, "n_equiv": n_eq,
-        "n_equiv_lo": 0.8 * n_eq, "n_equiv_hi": 1.25 * n_eq, "amplification": amp,
-        "amplification_lo": 0.8 * amp, "amplification_hi": 1.25 * amp,
+        "target": target,
+        "dim": dim,
+        "n_train": N_TRAIN,
+        "generator": gen,
+        "binning": binning,
+        "n_quantiles": q,
+        "n_cells": k,
+        "n_generated": n_generated,
+        "n_replicas": REPLICAS[gen],
+        "mse_mean": mse,
+        "mse_std": 0.5 * mse,
+        "n_equiv": n_eq,
+        "n_equiv_lo": 0.8 * n_eq,
+        "n_equiv_hi": 1.25 * n_eq,
+        "amplification": amp,
+        "amplification_lo": 0.8 * amp,
+        "amplification_hi": 1.25 * amp,
         "n_params_eff": (k - 1) / amp if own else np.nan,
         "amplification_robust": 0.5 * amp if own else np.nan,
     }
@@ -51,16 +64,21 @@ def amplification_table(target: str = "gaussian_shell", with_10k: bool = True) -
             rows.append(_row(target, dim, FIT, binning, q, np.nan, fit))
             for gen, a in ASYMPTOTE.items():
                 grid = (100, 1000, 10_000) if gen == MODEL and with_10k else (100, 1000)
-                rows += [_row(target, dim, gen, binning, q, float(n), a * n / (n + 300))
-                         for n in grid]
+                rows += [
+                    _row(target, dim, gen, binning, q, float(n), a * n / (n + 300)) for n in grid
+                ]
                 rows.append(_row(target, dim, gen, binning, q, np.inf, a * np.sqrt(k) / 2))
     return pd.DataFrame(rows)
 
 
 def _ticklabels(axis) -> list:
     # the ticks drawn (a locator also returns some outside the view)
-    return [label for tick in axis._update_ticks() for label in (tick.label1, tick.label2)
-            if label.get_visible() and label.get_text()]
+    return [
+        label
+        for tick in axis._update_ticks()
+        for label in (tick.label1, tick.label2)
+        if label.get_visible() and label.get_text()
+    ]
 
 
 def texts(fig) -> list:
@@ -69,8 +87,18 @@ def texts(fig) -> list:
     for ax in fig.axes:
         if not ax.get_visible():
             continue
-        out += [t for t in (ax.title, ax._left_title, ax._right_title, ax.xaxis.label,
-                            ax.yaxis.label, *ax.texts) if t.get_visible() and t.get_text()]
+        out += [
+            t
+            for t in (
+                ax.title,
+                ax._left_title,
+                ax._right_title,
+                ax.xaxis.label,
+                ax.yaxis.label,
+                *ax.texts,
+            )
+            if t.get_visible() and t.get_text()
+        ]
         out += _ticklabels(ax.xaxis) + _ticklabels(ax.yaxis)
     for legend in legends(fig):
         out += [t for t in (*legend.get_texts(), legend.get_title()) if t.get_text()]
@@ -78,8 +106,10 @@ def texts(fig) -> list:
 
 
 def legends(fig) -> list:
-    return [*fig.legends, *(ax.get_legend() for ax in fig.axes
-                            if ax.get_visible() and ax.get_legend() is not None)]
+    return [
+        *fig.legends,
+        *(ax.get_legend() for ax in fig.axes if ax.get_visible() and ax.get_legend() is not None),
+    ]
 
 
 def legend_labels(fig) -> list[str]:
@@ -100,17 +130,19 @@ def check_layout(fig) -> None:
     boxes = [(t, t.get_window_extent(renderer)) for t in texts(fig)]
     for legend in legends(fig):
         extent = legend.get_window_extent(renderer)
-        assert canvas.contains(extent.x0, extent.y0) and canvas.contains(extent.x1, extent.y1), \
+        assert canvas.contains(extent.x0, extent.y0) and canvas.contains(extent.x1, extent.y1), (
             f"legend outside the canvas: {extent} not in {fig.bbox}"
+        )
         for panel in panels:
-            assert not _shrunk(extent).overlaps(panel), \
+            assert not _shrunk(extent).overlaps(panel), (
                 f"legend {[t.get_text() for t in legend.get_texts()][:3]} covers a panel"
+            )
     for text, extent in boxes:
-        assert canvas.contains(extent.x0, extent.y0) and canvas.contains(extent.x1, extent.y1), \
+        assert canvas.contains(extent.x0, extent.y0) and canvas.contains(extent.x1, extent.y1), (
             f"{text.get_text()!r} outside the canvas"
+        )
     for (a, ea), (b, eb) in itertools.combinations(boxes, 2):
-        assert not _shrunk(ea).overlaps(_shrunk(eb)), \
-            f"{a.get_text()!r} overlaps {b.get_text()!r}"
+        assert not _shrunk(ea).overlaps(_shrunk(eb)), f"{a.get_text()!r} overlaps {b.get_text()!r}"
 
 
 def visible_axes(fig) -> list:

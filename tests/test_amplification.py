@@ -27,18 +27,36 @@ def synthetic(generator, seeds, n_grid, mse_of, k=10, n_train=100):
 
 def replicas_table(generator, seeds, failed=(), spread=None):
     spread = spread or {}
-    rows = [("gaussian_shell", 1, 100, generator, "h", s, "done", "", spread.get(s, 1.0), "")
-            for s in seeds]
-    rows += [("gaussian_shell", 1, 100, generator, "h", s, "failed", "diverged", np.nan, "")
-             for s in failed]
+    rows = [
+        ("gaussian_shell", 1, 100, generator, "h", s, "done", "", spread.get(s, 1.0), "")
+        for s in seeds
+    ]
+    rows += [
+        ("gaussian_shell", 1, 100, generator, "h", s, "failed", "diverged", np.nan, "")
+        for s in failed
+    ]
     return pd.DataFrame(rows, columns=REPLICA_COLUMNS)
 
 
 def test_contract_columns_in_order():
     assert AMPLIFICATION_COLUMNS[: len(CONTRACT_COLUMNS)] == [
-        "target", "dim", "n_train", "generator", "binning", "n_quantiles", "n_cells",
-        "n_generated", "n_replicas", "mse_mean", "mse_std", "n_equiv", "n_equiv_lo",
-        "n_equiv_hi", "amplification", "amplification_lo", "amplification_hi",
+        "target",
+        "dim",
+        "n_train",
+        "generator",
+        "binning",
+        "n_quantiles",
+        "n_cells",
+        "n_generated",
+        "n_replicas",
+        "mse_mean",
+        "mse_std",
+        "n_equiv",
+        "n_equiv_lo",
+        "n_equiv_hi",
+        "amplification",
+        "amplification_lo",
+        "amplification_hi",
     ]
 
 
@@ -49,11 +67,13 @@ def test_table_values_failures_and_asymptote():
     # a generator with MSE_n = MSE_inf (1 - 1/n) + c/n plus noise
     values = {
         (s, n): mse_inf * (1 - 1 / n) + qt.expected_sample_mse(k, n) * rng.uniform(0.9, 1.1)
-        for s in range(40) for n in (100, 1000, 100000)
+        for s in range(40)
+        for n in (100, 1000, 100000)
     }
     mse = synthetic("gan", range(40), (100, 1000, 100000), lambda s, n: values[(s, n)])
-    table = amplification_table(mse, replicas_table("gan", range(40), failed=[40, 41]),
-                                n_boot=500, seed=1)
+    table = amplification_table(
+        mse, replicas_table("gan", range(40), failed=[40, 41]), n_boot=500, seed=1
+    )
     assert list(table.columns) == AMPLIFICATION_COLUMNS
     assert len(table) == 4 and np.isinf(table["n_generated"].iloc[-1])
     row = table[table["n_generated"] == 1000].iloc[0]
@@ -111,8 +131,9 @@ def test_bootstrap_interval_covers_the_truth_at_its_nominal_rate():
         counts = rng.multinomial(n, np.full(k, 1 / k), size=reps)
         m = qt.mse_from_counts(counts)
         mse = synthetic("sample", range(reps), [n], lambda s, _n, m=m: m[s], k=k)
-        row = amplification_table(mse, replicas_table("sample", range(reps)),
-                                  n_boot=1000, seed=i).iloc[0]
+        row = amplification_table(
+            mse, replicas_table("sample", range(reps)), n_boot=1000, seed=i
+        ).iloc[0]
         covered += row["n_equiv_lo"] <= n <= row["n_equiv_hi"]
     coverage = covered / studies
     assert abs(coverage - 0.68) < 3 * np.sqrt(0.68 * 0.32 / studies), coverage

@@ -56,7 +56,7 @@ def _cycle() -> list[str] | None:
         stack.append(m)
         for n in sorted(graph[m]):
             if state.get(n) == 1:
-                return [*stack[stack.index(n):], n]
+                return [*stack[stack.index(n) :], n]
             if n not in state and (found := visit(n)):
                 return found
         stack.pop()
@@ -99,9 +99,13 @@ def test_generator_names_are_written_only_in_their_own_module():
         tree = ast.parse(path.read_text())
         parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
         for node in ast.walk(tree):
-            if (isinstance(node, ast.Constant) and isinstance(node.value, str)
-                    and node.value in home and home[node.value] != path.resolve()
-                    and not _aggregate_key(node, parents)):
+            if (
+                isinstance(node, ast.Constant)
+                and isinstance(node.value, str)
+                and node.value in home
+                and home[node.value] != path.resolve()
+                and not _aggregate_key(node, parents)
+            ):
                 found.append(f"{path.relative_to(SRC.parent)}:{node.lineno}: {node.value!r}")
     workflow = SRC.parents[1] / "workflow"
     for path in [*workflow.rglob("*.smk"), SRC.parents[1] / "Snakefile"]:

@@ -14,8 +14,10 @@ from tests.helpers import prefix_mse
 TRUTH = {"mu1": -4.0, "sigma1": 1.0, "mu2": 4.0, "sigma2": 1.0, "frac": 0.5}
 
 
-@pytest.mark.parametrize(("dim", "binning", "q"), [(1, "x", 10), (1, "x", 50), (2, "joint", 7),
-                                                   (5, "joint", 3), (5, "phi2", 10)])
+@pytest.mark.parametrize(
+    ("dim", "binning", "q"),
+    [(1, "x", 10), (1, "x", 50), (2, "joint", 7), (5, "joint", 3), (5, "phi2", 10)],
+)
 def test_sample_baseline_mean_mse_is_the_exact_expectation(dim, binning, q):
     """Mean MSE of N truth-sampled events = (1/K)(1-1/K)/N within its statistical error."""
     target = GaussianShell(dim)
@@ -101,8 +103,9 @@ def test_radial_fit_recovers_the_shell_and_its_cells(dim):
     assert abs(result.values["mu"] - 4.0) < 4 * result.errors["mu"]
     assert abs(result.values["sigma"] - 1.0) < 4 * result.errors["sigma"]
     target = GaussianShell(dim)
-    counter = qt.CellCounter(target, [qt.Binning("r", 10, dim), qt.Binning("phi1", 10, dim),
-                                      qt.Binning("joint", 3, dim)])
+    counter = qt.CellCounter(
+        target, [qt.Binning("r", 10, dim), qt.Binning("phi1", 10, dim), qt.Binning("joint", 3, dim)]
+    )
     fit = ReplicaFit(6, info=result.to_json())
     p_r, p_phi, p_joint = Fit().probabilities(target, fit, counter)
     assert np.allclose(p_phi, 0.1, rtol=1e-12)

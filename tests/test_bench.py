@@ -43,9 +43,29 @@ def test_sgemm_rate_is_positive():
 
 def test_bench_reports_fractions_of_the_matmul_rates(tmp_path, capsys):
     out = tmp_path / "bench.csv"
-    assert bench.main(["--ks", "1", "--steps", "1", "--warmup", "0", "--no-isolate",
-                       "--no-plain", "--threads", "1", "--sgemm-size", "64",
-                       "--products", "3", "--output", str(out)]) == 0
+    assert (
+        bench.main(
+            [
+                "--ks",
+                "1",
+                "--steps",
+                "1",
+                "--warmup",
+                "0",
+                "--no-isolate",
+                "--no-plain",
+                "--threads",
+                "1",
+                "--sgemm-size",
+                "64",
+                "--products",
+                "3",
+                "--output",
+                str(out),
+            ]
+        )
+        == 0
+    )
     text = capsys.readouterr().out
     assert "64^3 float32 sgemm" in text and "the step's products alone" in text
     row = pd.read_csv(out).iloc[0]
@@ -56,8 +76,26 @@ def test_bench_reports_fractions_of_the_matmul_rates(tmp_path, capsys):
 
 def test_bench_without_rates_leaves_their_columns_empty(tmp_path, capsys):
     out = tmp_path / "bench.csv"
-    assert bench.main(["--ks", "1", "--steps", "1", "--warmup", "0", "--no-isolate",
-                       "--no-plain", "--threads", "1", "--no-rates", "--output", str(out)]) == 0
+    assert (
+        bench.main(
+            [
+                "--ks",
+                "1",
+                "--steps",
+                "1",
+                "--warmup",
+                "0",
+                "--no-isolate",
+                "--no-plain",
+                "--threads",
+                "1",
+                "--no-rates",
+                "--output",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert "sgemm" not in capsys.readouterr().out
     table = pd.read_csv(out)
     assert {"of_products", "of_sgemm"} <= set(table.columns)

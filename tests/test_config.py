@@ -48,10 +48,18 @@ def test_shipped_configs_are_valid_and_stable(name):
 def test_paper_config_is_the_papers_protocol():
     c = cfg.load(REPO / "config" / "paper.yaml")
     gan = c["gan"]
-    assert (gan["epochs"], gan["batch_size"], gan["lr"], gan["betas"]) == (10000, 10, 5e-5,
-                                                                        [0.5, 0.9])
+    assert (gan["epochs"], gan["batch_size"], gan["lr"], gan["betas"]) == (
+        10000,
+        10,
+        5e-5,
+        [0.5, 0.9],
+    )
     assert (gan["lr_decay"], gan["lr_decay_every"], gan["gamma"], gan["data_noise"]) == (
-        0.9, 1000, 0.01, 0.1)
+        0.9,
+        1000,
+        0.01,
+        0.1,
+    )
     assert c["seeds"]["count"] == 100 and "replicas" not in gan
     assert cfg.axes(c, 1)["quantiles"] == [10, 20, 50] and cfg.axes(c, 2)["joint"] == [7]
     assert {3, 4, 6} <= set(cfg.axes(c, 5)["joint"])
@@ -83,52 +91,87 @@ def test_base_config_resolves_axes():
 
 
 def test_minimal_config_takes_builtin_defaults():
-    c = cfg.validate({"study": "s", "target": "gaussian_shell",
-                      "seeds": {"first": 0, "count": 2}, "dims": {1: None}})
+    c = cfg.validate(
+        {
+            "study": "s",
+            "target": "gaussian_shell",
+            "seeds": {"first": 0, "count": 2},
+            "dims": {1: None},
+        }
+    )
     assert c["defaults"] == cfg.AXIS_DEFAULTS
     assert c["replicas_per_job"] == 100 and c["device"] == "auto"
 
 
 BAD = [
     # (description, change, words the message must contain)
-    ("unknown target", lambda c: c.update(target="camel"),
-     ["target", "'camel'", "gaussian_shell, student_shell"]),
-    ("unknown target in a list", lambda c: c.update(target=["gaussian_shell", "studnt_shell"]),
-     ["target[1]", "'studnt_shell'", "did you mean 'student_shell'", "gaussian_shell"]),
+    (
+        "unknown target",
+        lambda c: c.update(target="camel"),
+        ["target", "'camel'", "gaussian_shell, student_shell"],
+    ),
+    (
+        "unknown target in a list",
+        lambda c: c.update(target=["gaussian_shell", "studnt_shell"]),
+        ["target[1]", "'studnt_shell'", "did you mean 'student_shell'", "gaussian_shell"],
+    ),
     ("empty target list", lambda c: c.update(target=[]), ["target", "student_shell"]),
-    ("repeated target", lambda c: c.update(target=["student_shell", "student_shell"]),
-     ["target", "distinct"]),
+    (
+        "repeated target",
+        lambda c: c.update(target=["student_shell", "student_shell"]),
+        ["target", "distinct"],
+    ),
     ("target not a name", lambda c: c.update(target=3), ["target = 3", "gaussian_shell"]),
     ("d < 1", lambda c: c["dims"].update({0: {}}), ["dims", "'0'", "1 .. 99"]),
     ("d not an integer", lambda c: c["dims"].update({"two": {}}), ["dims", "'two'"]),
     ("n_train < 2", lambda c: c["dims"][1].update(n_train=[1]), ["dims.1.n_train", ">= 2"]),
     ("one quantile", lambda c: c["defaults"].update(quantiles=[1]), ["defaults.quantiles", ">= 2"]),
     ("joint q < 2", lambda c: c["dims"][2].update(joint=[1]), ["dims.2.joint", ">= 2"]),
-    ("too many joint cells", lambda c: c["dims"][5].update(joint=[40]),
-     ["dims.5.joint", "40^5", "q <= 36"]),
-    ("zero generated events", lambda c: c["defaults"].update(n_generated=[0, 100]),
-     ["defaults.n_generated", ">= 2"]),
-    ("negative sample size", lambda c: c["dims"][5].update(sample_sizes=[-5]),
-     ["dims.5.sample_sizes", ">= 2"]),
+    (
+        "too many joint cells",
+        lambda c: c["dims"][5].update(joint=[40]),
+        ["dims.5.joint", "40^5", "q <= 36"],
+    ),
+    (
+        "zero generated events",
+        lambda c: c["defaults"].update(n_generated=[0, 100]),
+        ["defaults.n_generated", ">= 2"],
+    ),
+    (
+        "negative sample size",
+        lambda c: c["dims"][5].update(sample_sizes=[-5]),
+        ["dims.5.sample_sizes", ">= 2"],
+    ),
     ("negative seed", lambda c: c["seeds"].update(first=-1), ["seeds.first", ">= 0"]),
     ("zero replicas", lambda c: c["seeds"].update(count=0), ["seeds.count"]),
     ("missing key", lambda c: c.pop("seeds"), ["missing key", "seeds"]),
     ("missing nested key", lambda c: c["seeds"].pop("count"), ["missing key", "seeds.count"]),
-    ("misspelled key", lambda c: c.update(studdy=c.pop("study")),
-     ["unknown key", "studdy", "did you mean 'study'"]),
-    ("misspelled axis", lambda c: c["dims"][1].update(quantile=[3]),
-     ["unknown key", "'quantile'", "did you mean 'quantiles'", "in dims.1"]),
+    (
+        "misspelled key",
+        lambda c: c.update(studdy=c.pop("study")),
+        ["unknown key", "studdy", "did you mean 'study'"],
+    ),
+    (
+        "misspelled axis",
+        lambda c: c["dims"][1].update(quantile=[3]),
+        ["unknown key", "'quantile'", "did you mean 'quantiles'", "in dims.1"],
+    ),
     ("study escapes results/", lambda c: c.update(study="../elsewhere"), ["study", "'..'"]),
     ("study with a slash", lambda c: c.update(study="a/b"), ["study", "no '/'"]),
     ("absolute study path", lambda c: c.update(study="/tmp/x"), ["study"]),
-    ("unknown generator", lambda c: c["dims"][1].update(generators=["vae"]),
-     ["dims.1.generators", "'vae'", "sample"]),
+    (
+        "unknown generator",
+        lambda c: c["dims"][1].update(generators=["vae"]),
+        ["dims.1.generators", "'vae'", "sample"],
+    ),
     ("wrong type", lambda c: c["seeds"].update(count="ten"), ["seeds.count", "'ten'"]),
     ("bad device", lambda c: c.update(device="gpu"), ["device", "cuda"]),
     ("bad interval", lambda c: c.update(aggregate={"interval": 1.5}), ["aggregate.interval"]),
-    ("pass probability above the confidence level",
-     lambda c: c.update(aggregate={"pass_probability": [0.5, 0.99]}),
-     ["aggregate.pass_probability", "0.99", "robust_cl"]),
+    (
+        "pass probability above the confidence level",
+        lambda c: c.update(aggregate={"pass_probability": [0.5, 0.99]}),
+        ["aggregate.pass_probability", "0.99", "robust_cl"],
+    ),
     ("dims not a mapping", lambda c: c.update(dims=[1, 2]), ["dims"]),
     ("no binning", lambda c: c["dims"][1].update(quantiles=[]), ["quantiles", "no binning"]),
 ]
@@ -174,17 +217,28 @@ def test_schema_names_every_registered_target():
 
 def test_plan_expands_over_targets():
     single = study.plan(cfg.validate(BASE))
-    both = study.plan(cfg.validate(with_change(
-        lambda c: c.update(target=["gaussian_shell", "student_shell"]))))
+    both = study.plan(
+        cfg.validate(with_change(lambda c: c.update(target=["gaussian_shell", "student_shell"])))
+    )
     assert len(both) == 2 * len(single)
-    gauss, student = both[: len(single)], both[len(single):]
+    gauss, student = both[: len(single)], both[len(single) :]
     # the first target's jobs are those of the single-target study, hashes and paths included
     assert gauss == single
     assert [c.evaluated_flag for c in gauss] == [c.evaluated_flag for c in single]
 
     def axes_of(chunks):
-        return [(c.setting.dim, c.setting.n_train, c.setting.generator, c.seeds, c.binnings,
-                 c.n_generated, dict(c.setting.options)) for c in chunks]
+        return [
+            (
+                c.setting.dim,
+                c.setting.n_train,
+                c.setting.generator,
+                c.seeds,
+                c.binnings,
+                c.n_generated,
+                dict(c.setting.options),
+            )
+            for c in chunks
+        ]
 
     assert axes_of(student) == axes_of(single)
     assert all(c.setting.target == "student_shell" for c in student)
@@ -199,12 +253,22 @@ def test_plan_expands_axes_and_chunks():
     chunks = study.plan(c)
     settings = study.settings(c)
     assert [(s.dim, s.generator) for s in settings] == [
-        (1, "sample"), (1, "fit"), (1, "gan"), (2, "sample"), (2, "gan"), (5, "sample"),
-        (5, "gan")]
+        (1, "sample"),
+        (1, "fit"),
+        (1, "gan"),
+        (2, "sample"),
+        (2, "gan"),
+        (5, "sample"),
+        (5, "gan"),
+    ]
     # 100 seeds in jobs of 30 for the baselines; the GAN's 8 replicas in one job
     assert len(chunks) == 4 * 4 + 3
-    assert [ch.seeds for ch in chunks[:4]] == [tuple(range(0, 30)), tuple(range(30, 60)),
-                                              tuple(range(60, 90)), tuple(range(90, 100))]
+    assert [ch.seeds for ch in chunks[:4]] == [
+        tuple(range(0, 30)),
+        tuple(range(30, 60)),
+        tuple(range(60, 90)),
+        tuple(range(90, 100)),
+    ]
     gan = [ch for ch in chunks if ch.setting.generator == "gan"]
     assert [ch.seeds for ch in gan] == [tuple(range(8))] * 3
     assert [ch.setting.options["epochs"] for ch in gan] == [150, 150, 30]  # d=5 override
@@ -241,10 +305,14 @@ def test_chunk_spec_round_trip_and_tamper_check():
 
 
 def test_seeds_per_dimension_and_replica_caps():
-    c = cfg.validate(with_change(lambda c: (
-        c.update(fit={"replicas": 10}),
-        c["dims"][5].update(seeds={"first": 50, "count": 20}),
-    )))
+    c = cfg.validate(
+        with_change(
+            lambda c: (
+                c.update(fit={"replicas": 10}),
+                c["dims"][5].update(seeds={"first": 50, "count": 20}),
+            )
+        )
+    )
     seeds = {(ch.setting.dim, ch.setting.generator): ch.seeds for ch in study.plan(c)}
     assert seeds[(1, "sample")] == tuple(range(100))
     assert seeds[(1, "fit")] == tuple(range(10))  # the first 10 of the dimension's seeds

@@ -38,12 +38,28 @@ def test_draw_in_chunks_sizes():
 
 def test_replica_table_layout():
     bins = qt.binnings_for(1, [10, 20], [])
-    t = replica_table(target="gaussian_shell", dim=1, n_train=100, generator="sample", seed=3,
-                      binnings=bins, n_grid=[200, 100], values=np.arange(4.0).reshape(2, 2))
+    t = replica_table(
+        target="gaussian_shell",
+        dim=1,
+        n_train=100,
+        generator="sample",
+        seed=3,
+        binnings=bins,
+        n_grid=[200, 100],
+        values=np.arange(4.0).reshape(2, 2),
+    )
     assert list(t["n_generated"]) == [100, 100, 200, 200]
     assert list(t["n_quantiles"]) == [10, 20, 10, 20]
-    exact = replica_table(target="gaussian_shell", dim=1, n_train=100, generator="fit", seed=3,
-                          binnings=bins, n_grid=[], values=np.array([[1.0, 2.0]]))
+    exact = replica_table(
+        target="gaussian_shell",
+        dim=1,
+        n_train=100,
+        generator="fit",
+        seed=3,
+        binnings=bins,
+        n_grid=[],
+        values=np.array([[1.0, 2.0]]),
+    )
     assert exact["n_generated"].isna().all() and len(exact) == 2
 
 

@@ -22,10 +22,17 @@ PAPER_FIGURES = {"fig1_camel_back", "fig2_camel_back_mse", "fig4_ring_mse", "fig
 
 def small_config(target, generators=("sample", "fit", "kde"), **changes) -> dict:
     raw = {
-        "study": "small", "target": target, "device": "cpu",
-        "seeds": {"first": 0, "count": 4}, "replicas_per_job": 4,
-        "defaults": {"generators": list(generators), "n_train": [50],
-                     "n_generated": [100, 1000], "sample_sizes": [50, 100]},
+        "study": "small",
+        "target": target,
+        "device": "cpu",
+        "seeds": {"first": 0, "count": 4},
+        "replicas_per_job": 4,
+        "defaults": {
+            "generators": list(generators),
+            "n_train": [50],
+            "n_generated": [100, 1000],
+            "sample_sizes": [50, 100],
+        },
         "dims": {1: {"quantiles": [5, 10]}, 2: {"quantiles": [5], "joint": [3]}},
     }
     raw.update(changes)
@@ -76,6 +83,7 @@ def test_figures_of_one_target_get_its_rows_only(two_target_study, monkeypatch, 
         def draw(table, *args, **kwargs):
             seen[name] = set(table["target"])
             return real(table, *args, **kwargs)
+
         return draw
 
     monkeypatch.setattr(paper, "mse_figure", spy("fig2", paper.mse_figure))
@@ -100,8 +108,10 @@ def test_truth_families_figure_draws_every_target(two_target_study, monkeypatch,
     paths = figures.draw("truth_families", results, config, tmp_path / "truth_families")
     assert [p.suffix for p in paths] == [".png", ".pdf"]
     assert all(p.is_file() and p.stat().st_size > 0 for p in paths)
-    assert seen == {"targets": {"gaussian_shell", "student_shell"},
-                    "order": ["gaussian_shell", "student_shell"]}
+    assert seen == {
+        "targets": {"gaussian_shell", "student_shell"},
+        "order": ["gaussian_shell", "student_shell"],
+    }
 
 
 def test_truth_families_figure_marks_each_target(two_target_study, monkeypatch, tmp_path):
@@ -115,8 +125,9 @@ def test_truth_families_figure_marks_each_target(two_target_study, monkeypatch, 
     table = read_amplification(results / "tables" / "amplification.csv")
     saved = {}
     monkeypatch.setattr(style, "save", lambda fig, stem: saved.setdefault("fig", fig) and [])
-    families.truth_families_figure(table, tmp_path / "x", targets=["gaussian_shell",
-                                                                   "student_shell"])
+    families.truth_families_figure(
+        table, tmp_path / "x", targets=["gaussian_shell", "student_shell"]
+    )
     fig = saved["fig"]
     axes = [ax for ax in fig.axes if ax.get_visible()]
     assert [ax.get_title() for ax in axes] == [style.setting_title(d, 50) for d in (1, 2)]
@@ -136,8 +147,10 @@ def test_summary_names_the_target_of_each_row(two_target_study, capsys):
     assert {line.split()[0] for line in lines[1:]} == {"gaussian_shell", "student_shell"}
     assert ganplify_main(["summary", str(results), "--format", "csv"]) == 0
     headline = pd.read_csv(io.StringIO(capsys.readouterr().out))
-    assert {s.rsplit(", ", 1)[-1] for s in headline["setting"]} == {"gaussian_shell",
-                                                                     "student_shell"}
+    assert {s.rsplit(", ", 1)[-1] for s in headline["setting"]} == {
+        "gaussian_shell",
+        "student_shell",
+    }
 
 
 # ---- what each figure draws, from small synthetic tables (tests/figure_checks.py) ----
@@ -163,12 +176,20 @@ from tests.figure_checks import (  # noqa: E402
 )
 
 FIGURE_FUNCTIONS = [
-    paper.truth_figure, paper.mse_figure, paper.shell_cells_figure, paper.polar_cells_figure,
-    paper.loss_figure, plots.amplification_vs_events_figure,
-    plots.amplification_vs_n_train_figure, plots.league_figure,
-    plots.effective_parameters_figure, plots.robustness_figure,
-    robustness_plot.pass_fraction_figure, families.fit_uncertainty_figure,
-    families.truth_families_figure, learning.learning_curve_figure,
+    paper.truth_figure,
+    paper.mse_figure,
+    paper.shell_cells_figure,
+    paper.polar_cells_figure,
+    paper.loss_figure,
+    plots.amplification_vs_events_figure,
+    plots.amplification_vs_n_train_figure,
+    plots.league_figure,
+    plots.effective_parameters_figure,
+    plots.robustness_figure,
+    robustness_plot.pass_fraction_figure,
+    families.fit_uncertainty_figure,
+    families.truth_families_figure,
+    learning.learning_curve_figure,
 ]
 
 
@@ -203,8 +224,7 @@ def test_every_figure_is_drawn_in_the_house_style():
 
 
 def _rows(table, dim, binning, q, gen=None):
-    sel = table[(table["dim"] == dim) & (table["binning"] == binning)
-                & (table["n_quantiles"] == q)]
+    sel = table[(table["dim"] == dim) & (table["binning"] == binning) & (table["n_quantiles"] == q)]
     return sel if gen is None else sel[sel["generator"] == gen]
 
 
@@ -243,9 +263,12 @@ def test_shell_cells_figure_has_a_log_axis_and_integer_ticks(drawn):
     assert len(mse) == 2 and right.get_yscale() == "log"
     assert list(right.get_xticks()) == [3, 4]
     assert [t.get_text() for t in right.get_xticklabels()] == ["3", "4"]
-    own = table[(table["dim"] == 2) & (table["binning"] == "joint")
-                & (table["generator"] != TRUTH)
-                & (table["n_generated"].isna() | np.isinf(table["n_generated"]))]
+    own = table[
+        (table["dim"] == 2)
+        & (table["binning"] == "joint")
+        & (table["generator"] != TRUTH)
+        & (table["n_generated"].isna() | np.isinf(table["n_generated"]))
+    ]
     lo, hi = right.get_ylim()
     assert lo <= own["amplification_lo"].min() and hi >= own["amplification_hi"].max()
     # one interval bar per series: the fit and two models, the truth sample left out
@@ -256,8 +279,12 @@ def test_polar_cells_keep_their_angle_labels_apart(drawn):
     q = 7
     rng = np.random.default_rng(0)
     maps = [(name, rng.dirichlet(np.ones(q * q))) for name in ("training", "generated")]
-    fig = drawn(paper.polar_cells_figure, fractions=maps, r_edges=np.linspace(0, 8, q + 1),
-                phi_edges=np.linspace(0, 2 * np.pi, q + 1))
+    fig = drawn(
+        paper.polar_cells_figure,
+        fractions=maps,
+        r_edges=np.linspace(0, 8, q + 1),
+        phi_edges=np.linspace(0, 2 * np.pi, q + 1),
+    )
     polar = [ax for ax in visible_axes(fig) if ax.name == "polar"]
     assert [ax.get_title() for ax in polar] == ["training", "generated"]
     for ax in polar:  # four angles; check_layout found no label on another
@@ -269,22 +296,39 @@ def test_polar_cells_keep_their_angle_labels_apart(drawn):
 def test_truth_figure_shows_truth_sample_fit_and_edges(drawn):
     rng = np.random.default_rng(1)
     fit = dict(mu1=-4.0, sigma1=1.0, mu2=4.0, sigma2=1.0, frac=0.5)
-    fig = drawn(paper.truth_figure, train=rng.normal(4, 1, (100, 1)), fit_values=fit,
-                generated=rng.normal(4, 1, (1000, 1)), generated_label="model",
-                generated_color="C1", n_quantiles=10)
+    fig = drawn(
+        paper.truth_figure,
+        train=rng.normal(4, 1, (100, 1)),
+        fit_values=fit,
+        generated=rng.normal(4, 1, (1000, 1)),
+        generated_label="model",
+        generated_color="C1",
+        n_quantiles=10,
+    )
     (ax,) = visible_axes(fig)
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert sorted(labels) == sorted(["truth", style.generator_label(FIT, 1),
-                                     "10 quantile edges", "training sample (100 points)",
-                                     "model (1,000 events)"])
+    assert sorted(labels) == sorted(
+        [
+            "truth",
+            style.generator_label(FIT, 1),
+            "10 quantile edges",
+            "training sample (100 points)",
+            "model (1,000 events)",
+        ]
+    )
     edges = [line for line in ax.get_lines() if line.get_linestyle() == ":"]
     assert len(edges) == 9 + 1  # nine inner edges and the legend's sample line
 
 
 def test_loss_figure_names_its_replicas(drawn):
     epochs = np.arange(1, 11)
-    hist = pd.DataFrame([{"seed": s, "epoch": e, "d_loss": 1.0 + s, "g_loss": 2.0 - s}
-                         for s in range(3) for e in epochs])
+    hist = pd.DataFrame(
+        [
+            {"seed": s, "epoch": e, "d_loss": 1.0 + s, "g_loss": 2.0 - s}
+            for s in range(3)
+            for e in epochs
+        ]
+    )
     fig = drawn(paper.loss_figure, histories=[("setting A", hist), ("setting B", hist)])
     axes = visible_axes(fig)
     assert len(axes) == 4
@@ -295,8 +339,12 @@ def test_loss_figure_names_its_replicas(drawn):
 
 def test_amplification_vs_events_has_a_panel_per_binning(drawn):
     table = amplification_table()
-    fig = drawn(plots.amplification_vs_events_figure, table,
-                settings=[(1, N_TRAIN), (2, N_TRAIN)], interval=0.68)
+    fig = drawn(
+        plots.amplification_vs_events_figure,
+        table,
+        settings=[(1, N_TRAIN), (2, N_TRAIN)],
+        interval=0.68,
+    )
     axes = visible_axes(fig)
     assert len(axes) == sum(len(b) for b in BINNINGS.values())
     for ax in axes:
@@ -342,10 +390,12 @@ def test_league_shows_ten_thousand_events_beside_the_asymptote(drawn, with_10k):
         own = own[np.isfinite(own["amplification"])]
         at_10k = rows[rows["n_generated"] == 10_000]
         points = _markers(ax)
-        assert sorted(x for x, is_open in points if not is_open) == \
-            pytest.approx(sorted(own["amplification"]))
-        assert sorted(x for x, is_open in points if is_open) == \
-            pytest.approx(sorted(at_10k["amplification"]))
+        assert sorted(x for x, is_open in points if not is_open) == pytest.approx(
+            sorted(own["amplification"])
+        )
+        assert sorted(x for x, is_open in points if is_open) == pytest.approx(
+            sorted(at_10k["amplification"])
+        )
         assert len(ax.get_yticks()) == len(BINNINGS[dim])
         lo, hi = ax.get_xlim()
         assert lo <= own["amplification_lo"].min() and hi >= own["amplification_hi"].max()
@@ -381,13 +431,31 @@ def test_robustness_figure_pairs_each_measure(drawn):
 
 
 def test_pass_fraction_figure_has_a_panel_per_binning(drawn):
-    rows = [{"target": "gaussian_shell", "dim": 1, "n_train": N_TRAIN, "generator": gen,
-             "binning": "x", "n_quantiles": q, "n_cells": q, "n_generated": float(n),
-             "n_replicas": REPLICAS[gen], "pass_fraction": p, "pass_fraction_err": 0.05,
-             "pass_at_mean_mse": p}
-            for gen, p in ((TRUTH, 0.95), (MODEL, 0.4)) for q in (5, 10) for n in (100, 1000)]
-    fig = drawn(robustness_plot.pass_fraction_figure, pd.DataFrame(rows), cl=0.95,
-                pass_probabilities=[0.5, 0.9])
+    rows = [
+        {
+            "target": "gaussian_shell",
+            "dim": 1,
+            "n_train": N_TRAIN,
+            "generator": gen,
+            "binning": "x",
+            "n_quantiles": q,
+            "n_cells": q,
+            "n_generated": float(n),
+            "n_replicas": REPLICAS[gen],
+            "pass_fraction": p,
+            "pass_fraction_err": 0.05,
+            "pass_at_mean_mse": p,
+        }
+        for gen, p in ((TRUTH, 0.95), (MODEL, 0.4))
+        for q in (5, 10)
+        for n in (100, 1000)
+    ]
+    fig = drawn(
+        robustness_plot.pass_fraction_figure,
+        pd.DataFrame(rows),
+        cl=0.95,
+        pass_probabilities=[0.5, 0.9],
+    )
     axes = visible_axes(fig)
     assert len(axes) == 2
     assert all(len(ax.containers) == 2 and ax.get_ylim() == (-0.03, 1.03) for ax in axes)
@@ -398,21 +466,48 @@ def test_pass_fraction_figure_has_a_panel_per_binning(drawn):
 
 def test_fit_uncertainty_figure_shows_each_fit_setting(drawn):
     settings = [(1, 50), (1, 100)]
-    uncertainty = pd.DataFrame([
-        {"target": "gaussian_shell", "dim": d, "n_train": n, "generator": FIT, "binning": "x",
-         "n_quantiles": q, "n_cells": q, "n_replicas": 20, "bias2": 1e-6, "variance": 1e-5,
-         "n_equiv": 500.0, "variance_ratio": 1.05, "variance_ratio_err": 0.1}
-        for d, n in settings for q in (5, 10)])
-    parameters = pd.DataFrame([
-        {"target": "gaussian_shell", "dim": d, "n_train": n, "generator": FIT, "parameter": p,
-         "error_ratio": 1.0} for d, n in settings for p in generators.REGISTRY[FIT].parameters(1)])
-    fig = drawn(families.fit_uncertainty_figure, uncertainty, parameters,
-                amplification_table())
+    uncertainty = pd.DataFrame(
+        [
+            {
+                "target": "gaussian_shell",
+                "dim": d,
+                "n_train": n,
+                "generator": FIT,
+                "binning": "x",
+                "n_quantiles": q,
+                "n_cells": q,
+                "n_replicas": 20,
+                "bias2": 1e-6,
+                "variance": 1e-5,
+                "n_equiv": 500.0,
+                "variance_ratio": 1.05,
+                "variance_ratio_err": 0.1,
+            }
+            for d, n in settings
+            for q in (5, 10)
+        ]
+    )
+    parameters = pd.DataFrame(
+        [
+            {
+                "target": "gaussian_shell",
+                "dim": d,
+                "n_train": n,
+                "generator": FIT,
+                "parameter": p,
+                "error_ratio": 1.0,
+            }
+            for d, n in settings
+            for p in generators.REGISTRY[FIT].parameters(1)
+        ]
+    )
+    fig = drawn(families.fit_uncertainty_figure, uncertainty, parameters, amplification_table())
     ax_mse, ax_ratio, ax_par = visible_axes(fig)
     assert len(ax_mse.get_lines()) == len(settings) * 4  # bias^2, variance, sum, measured
     assert len(ax_ratio.containers) == len(settings)
-    assert [t.get_text() for t in ax_par.get_xticklabels()] == \
-        list(generators.REGISTRY[FIT].parameters(1))
+    assert [t.get_text() for t in ax_par.get_xticklabels()] == list(
+        generators.REGISTRY[FIT].parameters(1)
+    )
     labels = legend_labels(fig)
     assert sum(f"d=1, $n_{{train}}$={n}" in label for n in (50, 100) for label in labels) == 2
 
@@ -422,8 +517,9 @@ def test_truth_families_figure_keys_both_targets(drawn):
 
     other = next(t for t in TARGETS if t != figures.PAPER_TARGET)
     table = pd.concat([amplification_table(), amplification_table(other)])
-    fig = drawn(families.truth_families_figure, table,
-                targets=[figures.PAPER_TARGET, other], interval=0.68)
+    fig = drawn(
+        families.truth_families_figure, table, targets=[figures.PAPER_TARGET, other], interval=0.68
+    )
     axes = visible_axes(fig)
     assert len(axes) == 2
     labels = legend_labels(fig)
@@ -442,10 +538,22 @@ def _few_replica_table(interval: float):
     from ganplify.analysis.amplification import REPLICA_COLUMNS, amplification_table
 
     rng = np.random.default_rng(1)
-    rows = [{"target": "gaussian_shell", "dim": 1, "n_train": 100, "generator": "fit",
-             "binning": "x", "n_quantiles": q, "n_cells": q, "n_generated": pd.NA,
-             "seed": seed, "mse": float(rng.lognormal(-8, 2.0))}
-            for q in (5, 10, 20) for seed in range(2)]
+    rows = [
+        {
+            "target": "gaussian_shell",
+            "dim": 1,
+            "n_train": 100,
+            "generator": "fit",
+            "binning": "x",
+            "n_quantiles": q,
+            "n_cells": q,
+            "n_generated": pd.NA,
+            "seed": seed,
+            "mse": float(rng.lognormal(-8, 2.0)),
+        }
+        for q in (5, 10, 20)
+        for seed in range(2)
+    ]
     mse = pd.DataFrame(rows)
     mse["n_generated"] = mse["n_generated"].astype("Int64")
     return amplification_table(mse, pd.DataFrame(columns=REPLICA_COLUMNS), interval=interval)
@@ -457,8 +565,11 @@ def test_interval_figures_draw_any_interval(interval, tmp_path):
     bars as differences of two expressions of the same number, -4e-16 by round-off, and
     matplotlib refused the negative length."""
     table = _few_replica_table(interval)
-    for draw in (plots.effective_parameters_figure, plots.league_figure,
-                 plots.amplification_vs_n_train_figure):
+    for draw in (
+        plots.effective_parameters_figure,
+        plots.league_figure,
+        plots.amplification_vs_n_train_figure,
+    ):
         paths = draw(table, tmp_path / draw.__name__)
         assert all(p.is_file() and p.stat().st_size > 0 for p in paths)
 
@@ -472,8 +583,16 @@ def test_interval_errorbar_draws_the_interval_itself():
     from ganplify.figures.style import interval_errorbar
 
     fig, ax = plt.subplots()
-    interval_errorbar(ax, [1, 2, 3], [1.0, 1.0, 1.0], [1.2, 0.5, 0.8], [1.5, 0.9, np.inf],
-                      color="k", marker="o", capsize=2)
+    interval_errorbar(
+        ax,
+        [1, 2, 3],
+        [1.0, 1.0, 1.0],
+        [1.2, 0.5, 0.8],
+        [1.5, 0.9, np.inf],
+        color="k",
+        marker="o",
+        capsize=2,
+    )
     bars = next(c for c in ax.containers if not c.has_xerr and c.has_yerr)
     segments = bars.lines[2][0].get_segments()
     ends = [y for s in segments for y in (s[0][1], s[1][1])]
@@ -485,16 +604,32 @@ def test_learning_curve_draws_mean_band_and_median_per_binning(drawn):
     rows = []
     for epoch, a in ((1, 0.1), (10, 0.5), (100, 1.5)):
         for binning, q in (("x", 10), ("x", 50)):
-            rows.append({"target": figures.PAPER_TARGET, "dim": 1, "n_train": 100,
-                         "generator": MODEL, "epoch": epoch, "binning": binning,
-                         "n_quantiles": q, "n_cells": q, "n_replicas": 8, "amplification": a,
-                         "amplification_lo": 0.8 * a, "amplification_hi": 1.3 * a,
-                         "amplification_median": 0.9 * a, "n_collapsed": 0})
+            rows.append(
+                {
+                    "target": figures.PAPER_TARGET,
+                    "dim": 1,
+                    "n_train": 100,
+                    "generator": MODEL,
+                    "epoch": epoch,
+                    "binning": binning,
+                    "n_quantiles": q,
+                    "n_cells": q,
+                    "n_replicas": 8,
+                    "amplification": a,
+                    "amplification_lo": 0.8 * a,
+                    "amplification_hi": 1.3 * a,
+                    "amplification_median": 0.9 * a,
+                    "n_collapsed": 0,
+                }
+            )
     fig = drawn(learning.learning_curve_figure, pd.DataFrame(rows), interval=0.68)
     (ax,) = visible_axes(fig)
     assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
-    solid = [line for line in ax.get_lines() if line.get_linestyle() == "-"
-             and len(line.get_xdata()) == 3]
+    solid = [
+        line
+        for line in ax.get_lines()
+        if line.get_linestyle() == "-" and len(line.get_xdata()) == 3
+    ]
     dashed = [line for line in ax.get_lines() if line.get_linestyle() == "--"]
     assert len(solid) == 2 and len(dashed) == 2 and len(ax.collections) == 2
     lo, hi = ax.get_ylim()

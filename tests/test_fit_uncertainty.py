@@ -70,18 +70,19 @@ def test_jacobian_of_the_radial_fit_is_the_analytic_one():
     counter = qt.CellCounter(target, [qt.Binning("r", q, dim), qt.Binning("joint", q, dim)])
 
     def probabilities(t):
-        return fit_probabilities(target, dict(zip(Fit.parameters(dim), t, strict=True)),
-                                    counter)
+        return fit_probabilities(target, dict(zip(Fit.parameters(dim), t, strict=True)), counter)
 
     jac_r, jac_joint = fu.jacobian(probabilities, theta, fu.STEP * errors)
     exact = radial_jacobian(qt.edges(target, "r", q), *theta)
     np.testing.assert_allclose(jac_r, exact, rtol=1e-5, atol=1e-8 * np.abs(exact).max())
     # joint cells are the radial bins times the known angles' 1/q
-    np.testing.assert_allclose(jac_joint, np.repeat(exact, q, axis=0) / q, rtol=1e-5,
-                               atol=1e-8 * np.abs(exact).max())
+    np.testing.assert_allclose(
+        jac_joint, np.repeat(exact, q, axis=0) / q, rtol=1e-5, atol=1e-8 * np.abs(exact).max()
+    )
     cov = np.array(result.covariance)
     assert fu.propagated_variance(jac_r, cov) == pytest.approx(
-        np.trace(exact @ cov @ exact.T) / q, rel=1e-5)
+        np.trace(exact @ cov @ exact.T) / q, rel=1e-5
+    )
 
 
 def test_propagated_variance_of_a_linear_model_is_its_monte_carlo_variance():
@@ -92,7 +93,8 @@ def test_propagated_variance_of_a_linear_model_is_its_monte_carlo_variance():
     a = rng.normal(size=(p, p))
     cov = a @ a.T + 0.1 * np.eye(p)
     assert fu.propagated_variance(jac, cov) == pytest.approx(
-        sum(jac[j] @ cov @ jac[j] for j in range(k)) / k, rel=1e-13)
+        sum(jac[j] @ cov @ jac[j] for j in range(k)) / k, rel=1e-13
+    )
     # a linear model's central differences are exact, whatever the step
     theta0 = rng.normal(size=p)
     (num,) = fu.jacobian(lambda t: [1 / k + jac @ t], theta0, np.array([0.3, 1.0, 2.0]))
@@ -136,12 +138,16 @@ def write_fits(tmp_path, dim, n_train, reps, fitter):
     return [np.stack(x) for x in zip(*out, strict=True)]
 
 
-@pytest.mark.parametrize(("dim", "fitter", "binnings"), [
-    (1, fit_camel_back, [("x", 10), ("x", 50)]),
-    (2, fit_radius, [("r", 10), ("joint", 5)]),
-])
-def test_hesse_predicts_the_replica_variance_for_large_training_sets(tmp_path, dim, fitter,
-                                                                     binnings):
+@pytest.mark.parametrize(
+    ("dim", "fitter", "binnings"),
+    [
+        (1, fit_camel_back, [("x", 10), ("x", 50)]),
+        (2, fit_radius, [("r", 10), ("joint", 5)]),
+    ],
+)
+def test_hesse_predicts_the_replica_variance_for_large_training_sets(
+    tmp_path, dim, fitter, binnings
+):
     """With n_train = 1000 the fit is in its asymptotic regime: the propagated HESSE
     covariance must predict the measured variance of the cell probabilities, the ratio 1 within
     3 of its standard errors (300 replicas give errors of ~0.05), and each parameter's median
@@ -149,8 +155,9 @@ def test_hesse_predicts_the_replica_variance_for_large_training_sets(tmp_path, d
     reps = 300
     values, errors, covs = write_fits(tmp_path, dim, 1000, reps, fitter)
     setting = study.Setting("gaussian_shell", dim, 1000, "fit")
-    fits = fu.FitReplicas(setting, tuple(qt.Binning(c, q, dim) for c, q in binnings),
-                          values, errors, covs, n_failed=0)
+    fits = fu.FitReplicas(
+        setting, tuple(qt.Binning(c, q, dim) for c, q in binnings), values, errors, covs, n_failed=0
+    )
     for row in fu.binning_rows(fits):
         assert row["n_replicas"] == reps
         assert row["variance_ratio_err"] < 0.1, row
@@ -189,22 +196,35 @@ def test_read_fit_accepts_errors_of_a_parameter_near_its_limit(good_fit):
     fu.read_fit(path, Fit.parameters(1))
 
 
-@pytest.mark.parametrize(("change", "words"), [
-    (lambda d: "not json {", "not valid JSON"),
-    (lambda d: [1, 2], "not a JSON object"),
-    (lambda d: d | {"ok": False, "reason": "EDM too large"}, "records a failed fit"),
-    (lambda d: d | {"values": {k: v for k, v in d["values"].items() if k != "frac"}},
-     "'values' must map the parameters"),
-    (lambda d: d | {"errors": d["errors"] | {"mu1": "wide"}}, "not a number"),
-    (lambda d: d | {"values": d["values"] | {"mu1": None}}, "not a number"),
-    (lambda d: d | {"covariance": d["covariance"][:4]}, "5 x 5 matrix"),
-    (lambda d: d | {"covariance": [[1, 2], [3]]}, "5 x 5 matrix"),
-    (lambda d: d | {"covariance": [[float("nan")] * 5] * 5}, "finite"),
-    # the matrix in the sorted-key order of 'values' instead of the fit's order
-    (lambda d: d | {"covariance": np.array(d["covariance"])[np.ix_([4, 0, 2, 1, 3],
-                                                                    [4, 0, 2, 1, 3])].tolist()},
-     "does not match 'errors'"),
-])
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        (lambda d: "not json {", "not valid JSON"),
+        (lambda d: [1, 2], "not a JSON object"),
+        (lambda d: d | {"ok": False, "reason": "EDM too large"}, "records a failed fit"),
+        (
+            lambda d: d | {"values": {k: v for k, v in d["values"].items() if k != "frac"}},
+            "'values' must map the parameters",
+        ),
+        (lambda d: d | {"errors": d["errors"] | {"mu1": "wide"}}, "not a number"),
+        (lambda d: d | {"values": d["values"] | {"mu1": None}}, "not a number"),
+        (lambda d: d | {"covariance": d["covariance"][:4]}, "5 x 5 matrix"),
+        (lambda d: d | {"covariance": [[1, 2], [3]]}, "5 x 5 matrix"),
+        (lambda d: d | {"covariance": [[float("nan")] * 5] * 5}, "finite"),
+        # the matrix in the sorted-key order of 'values' instead of the fit's order
+        (
+            lambda d: (
+                d
+                | {
+                    "covariance": np.array(d["covariance"])[
+                        np.ix_([4, 0, 2, 1, 3], [4, 0, 2, 1, 3])
+                    ].tolist()
+                }
+            ),
+            "does not match 'errors'",
+        ),
+    ],
+)
 def test_malformed_fit_json_gets_one_clear_error_naming_the_file(good_fit, change, words):
     path, data = good_fit
     bad = change(data)
@@ -225,8 +245,10 @@ def test_missing_fit_json_is_named(tmp_path):
 
 def fit_config(**changes) -> dict:
     raw = {
-        "study": "fitunc", "target": "gaussian_shell",
-        "seeds": {"first": 0, "count": 8}, "replicas_per_job": 4,
+        "study": "fitunc",
+        "target": "gaussian_shell",
+        "seeds": {"first": 0, "count": 8},
+        "replicas_per_job": 4,
         "defaults": {"generators": ["fit"], "n_train": [200]},
         "dims": {1: {"quantiles": [5, 10]}, 2: {"quantiles": [5], "joint": [3]}},
     }
@@ -239,8 +261,12 @@ def fit_study(tmp_path):
     """A results folder whose fit jobs ran (2 settings, 2 chunks of 4 replicas each)."""
     config = fit_config()
     res = tmp_path / "results" / "fitunc"
-    assert ganplify_main(["write-config", "--json", json.dumps(config),
-                          "--output", str(res / "config.yaml")]) == 0
+    assert (
+        ganplify_main(
+            ["write-config", "--json", json.dumps(config), "--output", str(res / "config.yaml")]
+        )
+        == 0
+    )
     for chunk in study.plan(config):
         jobs.run_baseline(chunk.spec(), res, res / chunk.evaluated_flag)
     return res
@@ -255,17 +281,22 @@ def test_cli_writes_both_tables_consistent_with_the_amplification_table(fit_stud
     # d=1: x 5, x 10; d=2: r 5, phi1 5, joint 3^2
     assert len(table) == 5 and (table["n_replicas"] == 8).all()
     assert sorted(params["parameter"]) == sorted(Fit.parameters(1) + Fit.parameters(2))
-    np.testing.assert_allclose(table["bias2"] + table["variance"], table["mse_mean"],
-                               rtol=1e-12, atol=1e-30)
+    np.testing.assert_allclose(
+        table["bias2"] + table["variance"], table["mse_mean"], rtol=1e-12, atol=1e-30
+    )
     # p_jk recomputed from fit.json gives the MSE the baseline job evaluated
     amp = pd.read_csv(res / "tables" / "amplification.csv")
-    both = table.merge(amp, on=["dim", "n_train", "generator", "binning", "n_quantiles"],
-                       suffixes=("", "_amp"))
+    both = table.merge(
+        amp, on=["dim", "n_train", "generator", "binning", "n_quantiles"], suffixes=("", "_amp")
+    )
     assert len(both) == 5
     np.testing.assert_allclose(both["mse_mean"], both["mse_mean_amp"], rtol=1e-12)
     finite = table[np.isfinite(table["n_equiv"])]
-    np.testing.assert_allclose(1 / finite["n_equiv"], 1 / finite["n_equiv_bias2"]
-                               + 1 / finite["n_equiv_variance"], rtol=1e-9)
+    np.testing.assert_allclose(
+        1 / finite["n_equiv"],
+        1 / finite["n_equiv_bias2"] + 1 / finite["n_equiv_variance"],
+        rtol=1e-9,
+    )
     assert finite["variance_ratio"].between(0.2, 5).all()
     # the angle is exact by construction: no bias fraction, no ratio
     phi = table[table["binning"] == "phi1"].iloc[0]
@@ -280,8 +311,10 @@ def test_figure_manifest_and_verify(fit_study):
     assert ganplify_main(["aggregate", "--results", str(res)]) == 0
     assert ganplify_main(["fit-uncertainty", "--results", str(res)]) == 0
     stem = res / "figures" / "fit_uncertainty"
-    assert ganplify_main(["plot", "fit_uncertainty", "--results", str(res),
-                          "--output", str(stem)]) == 0
+    assert (
+        ganplify_main(["plot", "fit_uncertainty", "--results", str(res), "--output", str(stem)])
+        == 0
+    )
     assert stem.with_suffix(".png").is_file() and stem.with_suffix(".pdf").is_file()
     assert ganplify_main(["manifest", "--results", str(res)]) == 0
     assert ganplify_main(["verify", str(res)]) == 0
@@ -311,7 +344,11 @@ def test_a_study_without_the_fit_has_no_fit_tables(tmp_path, capsys):
     config = fit_config(defaults={"generators": ["sample"], "n_train": [200]})
     assert not fu.applies(config) and "fit_uncertainty" not in planned(config)
     res = tmp_path / "results" / "fitunc"
-    assert ganplify_main(["write-config", "--json", json.dumps(config),
-                          "--output", str(res / "config.yaml")]) == 0
+    assert (
+        ganplify_main(
+            ["write-config", "--json", json.dumps(config), "--output", str(res / "config.yaml")]
+        )
+        == 0
+    )
     assert ganplify_main(["fit-uncertainty", "--results", str(res)]) == 2
     assert "runs no 'fit' generator" in capsys.readouterr().err

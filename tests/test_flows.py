@@ -39,13 +39,15 @@ def _camel_sets(k: int, n: int, dim: int = 1, first: int = 500) -> np.ndarray:
 
 def test_made_masks_make_output_block_i_depend_only_on_earlier_inputs():
     dim, per = 4, 3
-    net = flow_networks.EnsembleMLP([dim, 12, 12, dim * per], 1,
-                            flow_networks.made_masks(dim, 12, 2, per))
+    net = flow_networks.EnsembleMLP(
+        [dim, 12, 12, dim * per], 1, flow_networks.made_masks(dim, 12, 2, per)
+    )
     with torch.no_grad():
         for p in net.parameters():
             p.normal_()
-    jac = torch.autograd.functional.jacobian(lambda x: net(x.view(1, 1, dim)).view(-1),
-                                             torch.randn(dim))
+    jac = torch.autograd.functional.jacobian(
+        lambda x: net(x.view(1, 1, dim)).view(-1), torch.randn(dim)
+    )
     depends = (jac.abs() > 0).view(dim, per, dim).any(dim=1)  # [output dim, input dim]
     assert torch.equal(depends, torch.ones(dim, dim, dtype=torch.bool).tril(-1))
 
@@ -103,8 +105,10 @@ def test_trained_models_reproduce_the_camel_back(name):
     result = flows.train_ensemble(name, sets, [500], {"epochs": 800, "patience": 200})
     assert result.status == ("done",)
     arch = flows.MODELS[name].config_type().architecture()
-    x = np.concatenate(list(flows.generate(name, result.generator_weights, [7], 20000, arch,
-                                           chunk_size=7000)), axis=1)[0, :, 0]
+    x = np.concatenate(
+        list(flows.generate(name, result.generator_weights, [7], 20000, arch, chunk_size=7000)),
+        axis=1,
+    )[0, :, 0]
     truth = GaussianShell(1)
     assert stats.kstest(x, lambda v: truth.cdf("x", v)).statistic < 0.06
 
@@ -114,16 +118,21 @@ def test_generation_does_not_depend_on_the_chunk_size():
     result = flows.train_ensemble("flow", sets, [1, 2], {**FAST, "epochs": 20})
     arch = flow_networks.FlowConfig(**FAST).architecture()
     whole = next(flows.generate("flow", result.generator_weights, [1, 2], 900, arch))
-    parts = np.concatenate(list(flows.generate("flow", result.generator_weights, [1, 2], 900,
-                                               arch, chunk_size=250)), axis=1)
+    parts = np.concatenate(
+        list(flows.generate("flow", result.generator_weights, [1, 2], 900, arch, chunk_size=250)),
+        axis=1,
+    )
     np.testing.assert_allclose(parts, whole, atol=1e-5)
 
 
 def test_early_stopping_keeps_the_best_held_out_epoch():
     sets = _camel_sets(2, 50)
-    result = flows.train_ensemble("flow", sets, [3, 4], {"epochs": 400, "patience": 50,
-                                                          "lr": 3e-2, "hidden": 16,
-                                                          "holdout": 0.2})
+    result = flows.train_ensemble(
+        "flow",
+        sets,
+        [3, 4],
+        {"epochs": 400, "patience": 50, "lr": 3e-2, "hidden": 16, "holdout": 0.2},
+    )
     val = result.history[:, :, 1]
     for k, w in enumerate(result.generator_weights):
         best = int(w["best_epoch"])
@@ -134,39 +143,61 @@ def test_early_stopping_keeps_the_best_held_out_epoch():
 
 
 def test_schema_defaults_are_the_dataclass_defaults():
-    config = cfg.validate({"study": "s", "target": "gaussian_shell", "seeds": {"first": 0,
-                           "count": 1}, "dims": {1: {"generators": ["flow", "flow_matching"]}}})
+    config = cfg.validate(
+        {
+            "study": "s",
+            "target": "gaussian_shell",
+            "seeds": {"first": 0, "count": 1},
+            "dims": {1: {"generators": ["flow", "flow_matching"]}},
+        }
+    )
     for name in ("flow", "flow_matching"):
         block = {k: v for k, v in config[name].items() if k not in ("replicas", "snapshots")}
-        assert flows.MODELS[name].config_type.from_mapping(block) == \
-            flows.MODELS[name].config_type()
+        assert (
+            flows.MODELS[name].config_type.from_mapping(block) == flows.MODELS[name].config_type()
+        )
 
 
 def test_unknown_options_and_an_impossible_holdout_are_clear_errors():
     with pytest.raises(ValueError, match="unknown FlowConfig option"):
         flow_networks.FlowConfig.from_mapping({"hiden": 3})
     with pytest.raises(cfg.ConfigError, match=r"flow.holdout = 0.5 .*n_train = 3"):
-        cfg.validate({"study": "s", "target": "gaussian_shell", "seeds": {"first": 0,
-                      "count": 1}, "flow": {"holdout": 0.5},
-                      "dims": {1: {"generators": ["flow"], "n_train": [3]}}})
+        cfg.validate(
+            {
+                "study": "s",
+                "target": "gaussian_shell",
+                "seeds": {"first": 0, "count": 1},
+                "flow": {"holdout": 0.5},
+                "dims": {1: {"generators": ["flow"], "n_train": [3]}},
+            }
+        )
 
 
 @pytest.mark.parametrize("name", ["flow", "flow_matching"])
 def test_train_and_evaluate_jobs(tmp_path, name):
-    config = cfg.validate({
-        "study": "tiny", "target": "gaussian_shell", "device": "cpu",
-        "seeds": {"first": 0, "count": 2}, "replicas_per_job": 2,
-        "defaults": {"generators": [name], "n_generated": [100, 1000], "n_train": [20]},
-        "dims": {2: {"quantiles": [5], "joint": [3]}},
-        name: {**FAST, "epochs": 30},
-    })
+    config = cfg.validate(
+        {
+            "study": "tiny",
+            "target": "gaussian_shell",
+            "device": "cpu",
+            "seeds": {"first": 0, "count": 2},
+            "replicas_per_job": 2,
+            "defaults": {"generators": [name], "n_generated": [100, 1000], "n_train": [20]},
+            "dims": {2: {"quantiles": [5], "joint": [3]}},
+            name: {**FAST, "epochs": 30},
+        }
+    )
     (chunk,) = study.plan(config)
     flag = jobs.run_train(chunk.spec("train"), tmp_path, tmp_path / chunk.trained_flag)
     assert flag["replicas"] == {"0": "done", "1": "done"}
     for seed in chunk.seeds:
         rdir = tmp_path / chunk.setting.replica_dir(seed)
-        assert {p.name for p in rdir.iterdir()} == {"status.json", "model.safetensors",
-                                                    "losses.csv", "snapshots"}
+        assert {p.name for p in rdir.iterdir()} == {
+            "status.json",
+            "model.safetensors",
+            "losses.csv",
+            "snapshots",
+        }
         losses = pd.read_csv(rdir / "losses.csv")
         assert list(losses.columns) == ["epoch", "train_loss", "val_loss"]
     jobs.run_evaluate(chunk.spec(), tmp_path, tmp_path / chunk.evaluated_flag)
@@ -183,11 +214,29 @@ def test_train_and_evaluate_jobs(tmp_path, name):
 def test_bench_measures_the_density_models_and_rejects_unknown_ones(capsys):
     from ganplify.bench import measure as bench
 
-    assert bench.main(["--generators", "flow,flow_matching", "--ks", "2", "--steps", "1",
-                       "--warmup", "1", "--no-isolate", "--threads", "1"]) == 0
+    assert (
+        bench.main(
+            [
+                "--generators",
+                "flow,flow_matching",
+                "--ks",
+                "2",
+                "--steps",
+                "1",
+                "--warmup",
+                "1",
+                "--no-isolate",
+                "--threads",
+                "1",
+            ]
+        )
+        == 0
+    )
     rows = [line.split() for line in capsys.readouterr().out.splitlines()]
     assert {(r[0], r[1], r[2]) for r in rows if r and r[0] in flows.MODELS} == {
-        ("flow", "ensemble", "2"), ("flow_matching", "ensemble", "2")}
+        ("flow", "ensemble", "2"),
+        ("flow_matching", "ensemble", "2"),
+    }
     assert bench.main(["--generators", "kde"]) == 2
     assert "allowed are gan, flow, flow_matching" in capsys.readouterr().err
 
@@ -198,12 +247,21 @@ def test_epoch_hook_sees_the_weights_of_chosen_epochs(name):
     `generate` takes; at the last epoch they are the final weights."""
     data = np.random.default_rng(3).normal(size=(2, 30, 2))
     seen = {}
-    result = flows.train_ensemble(name, data, [4, 5], {"epochs": 6, "hidden": 8},
-                                  device="cpu", hook=lambda e, w: seen.setdefault(e, w),
-                                  hook_epochs={2, 6, 99})
+    result = flows.train_ensemble(
+        name,
+        data,
+        [4, 5],
+        {"epochs": 6, "hidden": 8},
+        device="cpu",
+        hook=lambda e, w: seen.setdefault(e, w),
+        hook_epochs={2, 6, 99},
+    )
     assert sorted(seen) == [2, 6]
     for final, hooked in zip(result.generator_weights, seen[6], strict=True):
         for key, value in hooked.items():
             torch.testing.assert_close(value, final[key], rtol=0, atol=0)
-    assert any(not torch.equal(seen[2][0][k], seen[6][0][k]) for k in seen[2][0]
-               if k not in ("shift", "scale"))
+    assert any(
+        not torch.equal(seen[2][0][k], seen[6][0][k])
+        for k in seen[2][0]
+        if k not in ("shift", "scale")
+    )

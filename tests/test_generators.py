@@ -18,10 +18,15 @@ from ganplify.truth.shells import GaussianShell
 
 def small_config(**changes) -> dict:
     raw = {
-        "study": "gens", "target": "gaussian_shell",
-        "seeds": {"first": 0, "count": 100}, "replicas_per_job": 100,
-        "defaults": {"generators": ["bootstrap", "kde"], "n_train": [100],
-                     "n_generated": [100, 1000, 10000]},
+        "study": "gens",
+        "target": "gaussian_shell",
+        "seeds": {"first": 0, "count": 100},
+        "replicas_per_job": 100,
+        "defaults": {
+            "generators": ["bootstrap", "kde"],
+            "n_train": [100],
+            "n_generated": [100, 1000, 10000],
+        },
         "dims": {1: {"quantiles": [10, 20]}},
     }
     raw.update(changes)
@@ -53,17 +58,14 @@ def test_bootstrap_never_amplifies(table):
     assert (abs(at_n - 0.5) < 3 * sigma[at_n.index]).all(), rows
 
 
-def test_cross_validated_kde_amplifies_the_camel_back_where_scotts_rule_cannot(
-    table, tmp_path
-):
+def test_cross_validated_kde_amplifies_the_camel_back_where_scotts_rule_cannot(table, tmp_path):
     """With the bandwidth from leave-one-out cross-validation the KDE beats its own training
     set at 10 and 20 quantiles (measured: 1.7 and 2.5; intervals a few percent wide). Scott's
     rule, which assumes one peak, smooths the two peaks of the camel back into one and falls
     far below 1 (measured: 0.3): the test would catch a bandwidth choice gone wrong."""
     rows = table[(table["generator"] == "kde") & ~np.isfinite(table["n_generated"])]
     assert (rows["amplification_lo"] > 1).all(), rows
-    chunks = study.plan(small_config(kde={"bandwidth": "scott"},
-                                     seeds={"first": 0, "count": 20}))
+    chunks = study.plan(small_config(kde={"bandwidth": "scott"}, seeds={"first": 0, "count": 20}))
     (chunk,) = [c for c in chunks if c.setting.generator == "kde"]
     jobs.run_baseline(chunk.spec(), tmp_path, tmp_path / chunk.evaluated_flag)
     mse, replicas = amp.collect(tmp_path, [chunk])
@@ -111,7 +113,8 @@ def test_figure_samplers_rebuild_the_replica_from_its_seed(tmp_path):
     for chunk in chunks:
         setting = chunk.setting
         draw = generators.get(setting.generator).load_sampler(
-            setting, 1, tmp_path / setting.replica_dir(1))
+            setting, 1, tmp_path / setting.replica_dir(1)
+        )
         events = draw(1000, np.random.default_rng(0))
         assert events.shape == (1000, 1)
         train = study_data.training_set(setting.make_target(), setting.n_train, 1)
@@ -123,8 +126,7 @@ def test_effective_parameters_of_the_fit_approach_its_five(tmp_path):
     """(K - 1) / amplification of the 5-parameter fit grows towards 5 as the quantiles get
     finer (measured 3.8, 4.4, 4.8 at 10, 20, 50) and never exceeds it beyond 2 standard
     errors; the bootstrap's stays near K - 1 (it is worth its training set)."""
-    config = small_config(dims={1: {"quantiles": [10, 20, 50],
-                                    "generators": ["fit", "bootstrap"]}})
+    config = small_config(dims={1: {"quantiles": [10, 20, 50], "generators": ["fit", "bootstrap"]}})
     chunks = study.plan(config)
     for chunk in chunks:
         jobs.run_baseline(chunk.spec(), tmp_path, tmp_path / chunk.evaluated_flag)

@@ -15,14 +15,24 @@ from ganplify.study import jobs
 from ganplify.study import plan as study
 
 # A tiny GAN (same code path as the paper's, small sizes) so that jobs take seconds.
-TINY_GAN = {"epochs": 3, "noise_dim": 8, "hidden": 16, "layers": 2, "embedding": 4,
-            "lr": 1e-3, "checkpoint_every": 1}
+TINY_GAN = {
+    "epochs": 3,
+    "noise_dim": 8,
+    "hidden": 16,
+    "layers": 2,
+    "embedding": 4,
+    "lr": 1e-3,
+    "checkpoint_every": 1,
+}
 
 
 def tiny_config(**changes) -> dict:
     raw = {
-        "study": "tiny", "target": "gaussian_shell", "device": "cpu",
-        "seeds": {"first": 0, "count": 3}, "replicas_per_job": 3,
+        "study": "tiny",
+        "target": "gaussian_shell",
+        "device": "cpu",
+        "seeds": {"first": 0, "count": 3},
+        "replicas_per_job": 3,
         "defaults": {"generators": ["gan"], "n_generated": [100, 1000], "n_train": [20]},
         "dims": {1: {"quantiles": [10]}, 2: {"quantiles": [5], "joint": [3]}},
         "gan": dict(TINY_GAN),
@@ -39,15 +49,25 @@ def test_train_then_evaluate_writes_every_replica_file(tmp_path):
     config = tiny_config()
     (chunk,) = gan_chunks(config, 2)
     flag = jobs.run_train(chunk.spec("train"), tmp_path, tmp_path / chunk.trained_flag)
-    assert flag["trained"] == [0, 1, 2] and flag["replicas"] == {"0": "done", "1": "done",
-                                                                    "2": "done"}
+    assert flag["trained"] == [0, 1, 2] and flag["replicas"] == {
+        "0": "done",
+        "1": "done",
+        "2": "done",
+    }
     for seed in chunk.seeds:
         rdir = tmp_path / chunk.setting.replica_dir(seed)
-        assert {p.name for p in rdir.iterdir()} == {"status.json", "generator.safetensors",
-                                                    "losses.csv", "snapshots"}
+        assert {p.name for p in rdir.iterdir()} == {
+            "status.json",
+            "generator.safetensors",
+            "losses.csv",
+            "snapshots",
+        }
         # snapshots (auto): about ten log-spaced epochs of 3, the last included
         assert sorted(p.name for p in (rdir / "snapshots").iterdir()) == [
-            "epoch1.safetensors", "epoch2.safetensors", "epoch3.safetensors"]
+            "epoch1.safetensors",
+            "epoch2.safetensors",
+            "epoch3.safetensors",
+        ]
         with safetensors.safe_open(str(rdir / "generator.safetensors"), framework="pt") as f:
             assert f.metadata()["phash"] == chunk.setting.phash
         assert len(pd.read_csv(rdir / "losses.csv")) == TINY_GAN["epochs"]
@@ -65,8 +85,10 @@ def test_rerun_skips_finished_replicas_and_rechunking_reuses_them(tmp_path):
     config = tiny_config()
     (chunk,) = gan_chunks(config, 1)
     jobs.run_train(chunk.spec("train"), tmp_path, tmp_path / chunk.trained_flag)
-    weights = {s: (tmp_path / chunk.setting.replica_dir(s) / "generator.safetensors").read_bytes()
-               for s in chunk.seeds}
+    weights = {
+        s: (tmp_path / chunk.setting.replica_dir(s) / "generator.safetensors").read_bytes()
+        for s in chunk.seeds
+    }
     again = jobs.run_train(chunk.spec("train"), tmp_path, tmp_path / chunk.trained_flag)
     assert again["trained"] == [] and again["skipped"] == [0, 1, 2]
     # one replica per job now: every new chunk finds its replica finished
@@ -74,8 +96,9 @@ def test_rerun_skips_finished_replicas_and_rechunking_reuses_them(tmp_path):
         flag = jobs.run_train(small.spec("train"), tmp_path, tmp_path / small.trained_flag)
         assert flag["trained"] == []
     for s in chunk.seeds:
-        assert (tmp_path / chunk.setting.replica_dir(s) / "generator.safetensors").read_bytes() \
-            == weights[s]
+        assert (
+            tmp_path / chunk.setting.replica_dir(s) / "generator.safetensors"
+        ).read_bytes() == weights[s]
 
 
 def test_replica_does_not_depend_on_its_ensemble(tmp_path):
@@ -106,15 +129,42 @@ def test_evaluate_refuses_untrained_replicas(tmp_path):
 def test_spec_and_output_mismatch_are_clear_errors(tmp_path, capsys):
     (chunk,) = gan_chunks(tiny_config(), 1)
     spec = chunk.spec("train")
-    code = ganplify_main(["train", "--spec", json.dumps(spec), "--results", str(tmp_path),
-                          "--output", str(tmp_path / "elsewhere.json")])
+    code = ganplify_main(
+        [
+            "train",
+            "--spec",
+            json.dumps(spec),
+            "--results",
+            str(tmp_path),
+            "--output",
+            str(tmp_path / "elsewhere.json"),
+        ]
+    )
     assert code == 2 and "does not match the job spec" in capsys.readouterr().err
     spec["options"]["epochs"] = 99
-    code = ganplify_main(["train", "--spec", json.dumps(spec), "--results", str(tmp_path),
-                          "--output", str(tmp_path / chunk.trained_flag)])
+    code = ganplify_main(
+        [
+            "train",
+            "--spec",
+            json.dumps(spec),
+            "--results",
+            str(tmp_path),
+            "--output",
+            str(tmp_path / chunk.trained_flag),
+        ]
+    )
     assert code == 2 and "phash" in capsys.readouterr().err
-    code = ganplify_main(["train", "--spec", "{not json", "--results", str(tmp_path),
-                          "--output", str(tmp_path / chunk.trained_flag)])
+    code = ganplify_main(
+        [
+            "train",
+            "--spec",
+            "{not json",
+            "--results",
+            str(tmp_path),
+            "--output",
+            str(tmp_path / chunk.trained_flag),
+        ]
+    )
     assert code == 2 and "not valid JSON" in capsys.readouterr().err
 
 
@@ -149,8 +199,9 @@ def test_status_names_done_in_progress_failed_and_missing_replicas(tmp_path):
 
     # seed 1 diverged (final), seed 2 only has a checkpoint (an interrupted job)
     failed = json.loads((rdir[1] / "status.json").read_text())
-    write_json(rdir[1] / "status.json", {**failed, "status": "failed",
-                                         "reason": "loss is nan at epoch 2"})
+    write_json(
+        rdir[1] / "status.json", {**failed, "status": "failed", "reason": "loss is nan at epoch 2"}
+    )
     (rdir[2] / "status.json").unlink()
     write_json(rdir[2] / "checkpoint.json", {"epoch": 2})
     (tmp_path / chunk.evaluated_flag).unlink()
@@ -179,8 +230,9 @@ def test_learning_curve_from_snapshots_ends_at_the_final_weights(tmp_path):
     pd.testing.assert_frame_equal(last.reset_index(drop=True), pd.read_csv(rdir / "mse.csv"))
     assert not curve[curve["epoch"] == 1]["mse"].equals(curve[curve["epoch"] == 4]["mse"])
     mse, replicas = learning_curve.collect(tmp_path, [chunk])
-    table = learning_curve.learning_table(mse, replicas, n_boot=100, interval=0.68, seed=0,
-                                          collapse_spread=0.5, saturation=0.1)
+    table = learning_curve.learning_table(
+        mse, replicas, n_boot=100, interval=0.68, seed=0, collapse_spread=0.5, saturation=0.1
+    )
     assert list(table.columns) == learning_curve.COLUMNS
     assert set(table["epoch"]) == {1, 3, 4} and (table["n_replicas"] == 3).all()
     assert len(table) == 3 * len(chunk.binnings)

@@ -35,8 +35,10 @@ def test_paper_parameter_counts_d1():
 @pytest.mark.parametrize("dim", [1, 2, 5, 7])
 @pytest.mark.parametrize("set_input", models.SET_INPUTS)
 def test_parameter_count_formula(dim, set_input):
-    for arch in (models.Architecture(dim=dim, set_input=set_input),
-                 models.Architecture(dim=dim, set_input=set_input, **SMALL)):
+    for arch in (
+        models.Architecture(dim=dim, set_input=set_input),
+        models.Architecture(dim=dim, set_input=set_input, **SMALL),
+    ):
         assert helpers.generator_parameter_count(arch) == _count(plain_ref.PlainGenerator(arch))
         assert helpers.discriminator_parameter_count(arch) == _count(
             plain_ref.PlainDiscriminator(arch)
@@ -57,7 +59,9 @@ def test_paper_layer_structure():
     assert (gen.out.in_features, gen.out.out_features) == (256, 2)
     disc = plain_ref.PlainDiscriminator(arch)
     assert [(c.in_channels, c.out_channels, c.kernel_size) for c in disc.phi] == [
-        (2, 256, (1,)), (256, 256, (1,)), (256, 32, (1,))
+        (2, 256, (1,)),
+        (256, 256, (1,)),
+        (256, 32, (1,)),
     ]
     assert [(m.in_features, m.out_features) for m in disc.hidden] == [(34, 256)] + [(256, 256)] * 6
     assert (disc.out.in_features, disc.out.out_features) == (256, 1)
@@ -74,8 +78,9 @@ def test_architecture_validates():
 
 def _ensembles(arch, seeds):
     keys = rng.replica_keys(seeds)
-    gen, disc = models.EnsembleGenerator(arch, len(seeds)), models.EnsembleDiscriminator(
-        arch, len(seeds)
+    gen, disc = (
+        models.EnsembleGenerator(arch, len(seeds)),
+        models.EnsembleDiscriminator(arch, len(seeds)),
     )
     ens_layers.init_replicas_(gen, keys, 1)
     ens_layers.init_replicas_(disc, keys, 2)

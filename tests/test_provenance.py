@@ -37,16 +37,29 @@ TORCH_CONFIG = """PyTorch built with:
 def test_parse_cpuinfo_x86_and_arm():
     model, simd = provenance.parse_cpuinfo(X86)
     assert model == "Intel(R) Xeon(R) Platinum 8480+"  # the first processor's
-    assert simd == ["sse4_2", "avx", "fma", "avx2", "avx512f", "avx512bw", "avx512vl",
-                    "amx_tile", "amx_bf16"]
+    assert simd == [
+        "sse4_2",
+        "avx",
+        "fma",
+        "avx2",
+        "avx512f",
+        "avx512bw",
+        "avx512vl",
+        "amx_tile",
+        "amx_bf16",
+    ]
     assert provenance.parse_cpuinfo(ARM) == ("0xd4f", ["asimd", "sve", "sve2"])
     assert provenance.parse_cpuinfo("") == (None, [])
 
 
 def test_parse_torch_config():
     assert provenance.parse_torch_config(TORCH_CONFIG) == {
-        "blas": "mkl", "lapack": "mkl", "mkl": "2024.2-Product Build 20240605",
-        "onednn": "v3.12.0", "openmp": "201511", "cpu_capability_usage": "AVX512",
+        "blas": "mkl",
+        "lapack": "mkl",
+        "mkl": "2024.2-Product Build 20240605",
+        "onednn": "v3.12.0",
+        "openmp": "201511",
+        "cpu_capability_usage": "AVX512",
     }
     assert set(provenance.parse_torch_config("").values()) == {None}
     # this torch's own build names its BLAS

@@ -30,8 +30,9 @@ def test_ring_joint_cells_by_exact_integration():
 
     for i in range(7):
         for j in range(7):
-            p, _ = integrate.dblquad(integrand, ephi[j], ephi[j + 1], er[i], er[i + 1],
-                                     epsabs=1e-12, epsrel=1e-10)
+            p, _ = integrate.dblquad(
+                integrand, ephi[j], ephi[j + 1], er[i], er[i + 1], epsabs=1e-12, epsrel=1e-10
+            )
             assert p == pytest.approx(1 / 49, abs=1e-9), (i, j)
 
 
@@ -42,13 +43,21 @@ def test_shell_joint_cells_by_exact_integration_d3():
     e[0][-1] = 44.0
 
     def integrand(phi2, phi1, r):
-        x = r * np.array([[np.cos(phi1), np.sin(phi1) * np.cos(phi2),
-                           np.sin(phi1) * np.sin(phi2)]])
+        x = r * np.array([[np.cos(phi1), np.sin(phi1) * np.cos(phi2), np.sin(phi1) * np.sin(phi2)]])
         return target.pdf(x)[0] * r**2 * np.sin(phi1)
 
     for i, j, k in [(0, 0, 0), (1, 1, 1), (2, 0, 2), (1, 2, 0)]:
-        p, _ = integrate.tplquad(integrand, e[0][i], e[0][i + 1], e[1][j], e[1][j + 1],
-                                 e[2][k], e[2][k + 1], epsabs=1e-11, epsrel=1e-9)
+        p, _ = integrate.tplquad(
+            integrand,
+            e[0][i],
+            e[0][i + 1],
+            e[1][j],
+            e[1][j + 1],
+            e[2][k],
+            e[2][k + 1],
+            epsabs=1e-11,
+            epsrel=1e-9,
+        )
         assert p == pytest.approx(1 / 27, abs=1e-8), (i, j, k)
 
 
@@ -129,4 +138,3 @@ def test_exact_probabilities_of_the_truth_are_uniform():
     probs = counter.probabilities(cdfs)
     for b, p in zip(binnings, probs, strict=True):
         np.testing.assert_allclose(p, 1 / b.n_cells, atol=1e-13)
-

@@ -24,8 +24,9 @@ from ganplify.study import plan as study
 CL = 0.95
 # generators chosen by their capabilities, never by name
 TRUTH = next(n for n, g in generators.REGISTRY.items() if g.truth_sample)
-SAMPLER = next(n for n, g in generators.REGISTRY.items()
-               if not (g.exact or g.neural or g.truth_sample))
+SAMPLER = next(
+    n for n, g in generators.REGISTRY.items() if not (g.exact or g.neural or g.truth_sample)
+)
 EXACT = next(n for n, g in generators.REGISTRY.items() if g.exact)
 TOY = "toy_model"  # a synthetic generator in tables built here
 
@@ -57,16 +58,22 @@ def mse_frame(rows) -> pd.DataFrame:
 
 
 def done(generator, replicas, n_train=100) -> pd.DataFrame:
-    return pd.DataFrame([("gaussian_shell", 1, n_train, generator, "h", s, "done", "", 1.0, "")
-                         for s in range(replicas)], columns=REPLICA_COLUMNS)
+    return pd.DataFrame(
+        [
+            ("gaussian_shell", 1, n_train, generator, "h", s, "done", "", 1.0, "")
+            for s in range(replicas)
+        ],
+        columns=REPLICA_COLUMNS,
+    )
 
 
 def test_realised_chi2_is_the_pearson_statistic_of_the_histogram():
     rng = np.random.default_rng(5)
     counts = rng.multinomial(300, alternating(20, 100.0), size=50)
     pearson = ((counts - 300 / 20) ** 2 / (300 / 20)).sum(axis=1)
-    np.testing.assert_allclose(rb.realised_chi2(qt.mse_from_counts(counts), 20, 300), pearson,
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        rb.realised_chi2(qt.mse_from_counts(counts), 20, 300), pearson, rtol=1e-12
+    )
 
 
 @pytest.mark.parametrize(("k", "n_equiv"), [(10, 2000.0), (50, 20000.0)])
@@ -83,8 +90,9 @@ def test_strict_rule_against_a_simulation(k, n_equiv):
     crit = rb.critical_value(k, CL)
     assert crit == pytest.approx(chi2.ppf(CL, k - 1))
     cases = [(pi, rb.n_robust(mse_inf, k, CL, pi)) for pi in (0.5, 0.9)]
-    cases.append((float(ncx2.cdf(crit, k - 1, crit - (k - 1))),
-                  n_equiv * rb.expected_rule_factor(k, CL)))
+    cases.append(
+        (float(ncx2.cdf(crit, k - 1, crit - (k - 1))), n_equiv * rb.expected_rule_factor(k, CL))
+    )
     assert 0.5 < cases[-1][0] < 0.56
     for pi, n_rob in cases:
         n = int(np.rint(n_rob))
@@ -160,8 +168,9 @@ def test_robust_columns_share_the_plain_statistic():
         base = qt.sample_variance_term(k) / 2000.0
         scale = np.exp(1.5 * rng.standard_normal(30))
         for s in range(30):
-            rows.append(("gaussian_shell", 1, 100, "toy_exact", s, "x", k, k, None,
-                         base * scale[s]))
+            rows.append(
+                ("gaussian_shell", 1, 100, "toy_exact", s, "x", k, k, None, base * scale[s])
+            )
             for n in (1000, 10**5):
                 m = base * scale[s] * (1 - 1 / n) + qt.expected_sample_mse(k, n)
                 rows.append(("gaussian_shell", 1, 100, TOY, s, "x", k, k, n, m))
@@ -185,20 +194,31 @@ def test_robust_columns_share_the_plain_statistic():
 def test_docstrings_quote_the_code():
     """Every number the rules' docstrings quote is what the code gives, to the digits quoted
     (the former docstring said 0.04 at K = 7776 where the code gave 0.0265)."""
+
     def quoted(value: float, text: str, doc: str) -> None:
         digits = len(text.split(".")[1])
         assert f"{float(value):.{digits}f}" == text and re.search(rf"\b{text}\b", doc), text
 
     doc = rb.expected_rule_factor.__doc__
-    for k, factor, passing in ((10, "0.880", "0.550"), (50, "0.354", "0.525"),
-                               (7776, "0.0265", "0.502")):
+    for k, factor, passing in (
+        (10, "0.880", "0.550"),
+        (50, "0.354", "0.525"),
+        (7776, "0.0265", "0.502"),
+    ):
         c = rb.critical_value(k, CL)
         quoted(rb.expected_rule_factor(k, CL), factor, doc)
         quoted(ncx2.cdf(c, k - 1, c - (k - 1)), passing, doc)
     doc = rb.strict_factor.__doc__
-    for k, pi, text in ((10, 0.9, "0.156"), (50, 0.9, "0.070"), (7776, 0.9, "0.0058"),
-                        (10, 0.5, "0.979"), (50, 0.5, "0.370"), (7776, 0.5, "0.0266"),
-                        (9, 0.5, "1.05"), (7, 0.5, "1.25")):
+    for k, pi, text in (
+        (10, 0.9, "0.156"),
+        (50, 0.9, "0.070"),
+        (7776, 0.9, "0.0058"),
+        (10, 0.5, "0.979"),
+        (50, 0.5, "0.370"),
+        (7776, 0.5, "0.0266"),
+        (9, 0.5, "1.05"),
+        (7, 0.5, "1.25"),
+    ):
         quoted(rb.strict_factor(k, CL, pi), text, doc)
 
 
@@ -215,30 +235,46 @@ def test_limits_table_names_the_strictest_binning():
     """Plain N_equiv 800 at 10 quantiles, 1000 at 20 and 50: the plain measure is limited by
     the coarse binning, the strict one by the finest (0.370 x 1000 < 0.979 x 800)."""
     worth = {10: 800.0, 20: 1000.0, 50: 1000.0}
-    rows = [("gaussian_shell", 1, 100, "toy_exact", s, "x", k, k, None,
-             qt.sample_variance_term(k) / n) for k, n in worth.items() for s in range(3)]
+    rows = [
+        ("gaussian_shell", 1, 100, "toy_exact", s, "x", k, k, None, qt.sample_variance_term(k) / n)
+        for k, n in worth.items()
+        for s in range(3)
+    ]
     table = amplification_table(mse_frame(rows), done("toy_exact", 3), n_boot=100)
     limits = rb.limits_table(table, (0.5, 0.9))
     assert list(limits.columns) == rb.LIMIT_COLUMNS and len(limits) == 2
     assert list(limits["pass_probability"]) == [0.5, 0.9]
     assert (limits["n_quantiles"] == 50).all() and (limits["n_binnings"] == 3).all()
-    np.testing.assert_allclose(limits["n_robust"],
-                               [1000 * rb.strict_factor(50, CL, pi) for pi in (0.5, 0.9)])
+    np.testing.assert_allclose(
+        limits["n_robust"], [1000 * rb.strict_factor(50, CL, pi) for pi in (0.5, 0.9)]
+    )
     np.testing.assert_allclose(limits["amplification"], 10.0)
 
 
 def test_aggregate_writes_the_tables_draws_the_figures_and_verifies(tmp_path):
-    config = cfg.validate({
-        "study": "robust", "target": "gaussian_shell",
-        "seeds": {"first": 0, "count": 4}, "replicas_per_job": 4,
-        "defaults": {"generators": [TRUTH, SAMPLER, EXACT], "n_train": [50],
-                     "n_generated": [100, 1000], "sample_sizes": [50, 100]},
-        "dims": {1: {"quantiles": [5, 10]}},
-    })
+    config = cfg.validate(
+        {
+            "study": "robust",
+            "target": "gaussian_shell",
+            "seeds": {"first": 0, "count": 4},
+            "replicas_per_job": 4,
+            "defaults": {
+                "generators": [TRUTH, SAMPLER, EXACT],
+                "n_train": [50],
+                "n_generated": [100, 1000],
+                "sample_sizes": [50, 100],
+            },
+            "dims": {1: {"quantiles": [5, 10]}},
+        }
+    )
     assert config["aggregate"]["pass_probability"] == list(rb.PASS_PROBABILITIES)
     res = tmp_path / "results" / "robust"
-    assert ganplify_main(["write-config", "--json", json.dumps(config),
-                          "--output", str(res / "config.yaml")]) == 0
+    assert (
+        ganplify_main(
+            ["write-config", "--json", json.dumps(config), "--output", str(res / "config.yaml")]
+        )
+        == 0
+    )
     for chunk in study.plan(config):
         jobs.run_baseline(chunk.spec(), res, res / chunk.evaluated_flag)
     assert ganplify_main(["aggregate", "--results", str(res)]) == 0

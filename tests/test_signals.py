@@ -41,8 +41,9 @@ def test_gan_training_checkpoints_and_stops_on_a_signal_from_before_it_started(t
         os.kill(os.getpid(), signal.SIGTERM)
         written = r"SIGTERM in epoch 1 .*checkpoints written"
         with pytest.raises(neural_core.Interrupted, match=written):
-            training.train_ensemble(_sets(2, 20), [0, 1], config, device="cpu",
-                                    checkpoints=bases, progress=False)
+            training.train_ensemble(
+                _sets(2, 20), [0, 1], config, device="cpu", checkpoints=bases, progress=False
+            )
     for base in bases:
         assert all(f.is_file() for f in gan_checkpoints.checkpoint_files(base))
 

@@ -22,8 +22,9 @@ def config(**changes) -> dict:
 
 
 def test_train_jobs_ask_for_one_gpu_and_one_task_others_for_none():
-    c = config(slurm={"partition": "cpu", "gpu_partition": "gpu", "account": "phys",
-                      "gpu_model": "a100"})
+    c = config(
+        slurm={"partition": "cpu", "gpu_partition": "gpu", "account": "phys", "gpu_model": "a100"}
+    )
     train = slurm.job_resources(c, "train", minutes=42, env={})
     assert train["gpu"] == 1 and train["gpu_model"] == "a100" and train["tasks"] == 1
     assert train["slurm_partition"] == "gpu" and train["slurm_account"] == "phys"
@@ -54,23 +55,35 @@ def test_partition_and_account_from_the_environment_never_invented():
 
 
 def test_train_time_limit_grows_with_work_and_dimension_and_is_capped():
-    c = config(resources={"train": {"min_minutes": 10, "seconds_per_replica_step": 1e-3,
-                                     "max_minutes": 600}})
+    c = config(
+        resources={
+            "train": {"min_minutes": 10, "seconds_per_replica_step": 1e-3, "max_minutes": 600}
+        }
+    )
     # 1000 epochs x 10 steps x 10 replicas x 1e-3 s = 100 s -> 2 minutes on top of 10
     assert slurm.train_minutes(c, 1000, 10, 10, dim=1) == 12
     assert slurm.train_minutes(c, 1000, 10, 10, dim=5) == 10 + 3  # x1.4 -> 140 s
     assert slurm.train_minutes(c, 10**6, 50, 100, dim=5) == 600
 
 
-@pytest.mark.parametrize(("text", "state"), [
-    ("slurmstepd: error: *** JOB 12 ON n1 CANCELLED AT 2026-11-23T10:00:00 DUE TO TIME "
-     "LIMIT ***", "TIMEOUT"),
-    ("slurmstepd: error: *** JOB 12 ON n1 CANCELLED AT 2026-11-23T10:00:00 DUE TO "
-     "PREEMPTION ***", "PREEMPTED"),
-    ("slurmstepd: error: Detected 1 oom_kill event in StepId=12.batch.", "OUT_OF_MEMORY"),
-    ("slurmstepd: error: *** JOB 12 ON n1 CANCELLED AT 2026-11-23T10:00:00 ***", "CANCELLED"),
-    ("Traceback ... ValueError", ""),
-])
+@pytest.mark.parametrize(
+    ("text", "state"),
+    [
+        (
+            "slurmstepd: error: *** JOB 12 ON n1 CANCELLED AT 2026-11-23T10:00:00 DUE TO TIME "
+            "LIMIT ***",
+            "TIMEOUT",
+        ),
+        (
+            "slurmstepd: error: *** JOB 12 ON n1 CANCELLED AT 2026-11-23T10:00:00 DUE TO "
+            "PREEMPTION ***",
+            "PREEMPTED",
+        ),
+        ("slurmstepd: error: Detected 1 oom_kill event in StepId=12.batch.", "OUT_OF_MEMORY"),
+        ("slurmstepd: error: *** JOB 12 ON n1 CANCELLED AT 2026-11-23T10:00:00 ***", "CANCELLED"),
+        ("Traceback ... ValueError", ""),
+    ],
+)
 def test_state_from_job_log(text, state):
     assert slurm.state_from_log(text) == state
     assert state == "" or state in slurm.EXPLAIN
@@ -112,16 +125,30 @@ def test_preflight_sacct_without_accounting_suggests_squeue(fake_slurm):
     slurm.preflight(config(), slurm.RULES, "squeue", train_limit=30)
 
 
-@pytest.mark.parametrize(("message", "advice"), [
-    ("sbatch: error: Batch job submission failed: Invalid generic resource (gres) "
-     "specification", "resources.train.gpus"),
-    ("sbatch: error: Batch job submission failed: Invalid account or account/partition "
-     "combination specified", "slurm.account"),
-    ("sbatch: error: Batch job submission failed: Invalid partition name specified",
-     "slurm.partition"),
-    ("sbatch: error: Batch job submission failed: Requested time limit is invalid (missing "
-     "or exceeds some limit)", "resources.train time limits"),
-])
+@pytest.mark.parametrize(
+    ("message", "advice"),
+    [
+        (
+            "sbatch: error: Batch job submission failed: Invalid generic resource (gres) "
+            "specification",
+            "resources.train.gpus",
+        ),
+        (
+            "sbatch: error: Batch job submission failed: Invalid account or account/partition "
+            "combination specified",
+            "slurm.account",
+        ),
+        (
+            "sbatch: error: Batch job submission failed: Invalid partition name specified",
+            "slurm.partition",
+        ),
+        (
+            "sbatch: error: Batch job submission failed: Requested time limit is invalid (missing "
+            "or exceeds some limit)",
+            "resources.train time limits",
+        ),
+    ],
+)
 def test_preflight_names_the_config_key_to_change(fake_slurm, message, advice):
     fake_slurm("sbatch", f"echo '{message}' >&2; exit 1")
     with pytest.raises(slurm.SlurmError) as err:
@@ -134,8 +161,9 @@ def test_job_outcomes_from_the_executor_logs_and_sacct(tmp_path, fake_slurm):
     logs = tmp_path / ".snakemake" / "slurm_logs" / "rule_train"
     folder = logs / "gaussian_shell-d1_n100_gan-abc_seeds0-7"
     folder.mkdir(parents=True)
-    (folder / "17.log").write_text("slurmstepd: error: *** JOB 17 CANCELLED AT x DUE TO TIME "
-                                   "LIMIT ***\n")
+    (folder / "17.log").write_text(
+        "slurmstepd: error: *** JOB 17 CANCELLED AT x DUE TO TIME LIMIT ***\n"
+    )
     (folder / "23.log").write_text("training ...\n")
     other = logs / "gaussian_shell-d1_n100_gan-abc_seeds8-15"
     other.mkdir()

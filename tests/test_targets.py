@@ -21,10 +21,13 @@ N_SAMPLE = 20_000
 ALPHA = 1e-3 / 24
 
 
-@pytest.mark.parametrize(("family", "dim", "seed"), [
-    *((GaussianShell, d, 1000 + d) for d in (1, 2, 5, 8)),
-    *((StudentShell, d, 2000 + d) for d in (1, 2, 5)),
-])
+@pytest.mark.parametrize(
+    ("family", "dim", "seed"),
+    [
+        *((GaussianShell, d, 1000 + d) for d in (1, 2, 5, 8)),
+        *((StudentShell, d, 2000 + d) for d in (1, 2, 5)),
+    ],
+)
 def test_sampling_matches_exact_cdfs(family, dim, seed):
     target = family(dim)
     x = target.sample(N_SAMPLE, np.random.default_rng(seed))
@@ -155,14 +158,15 @@ def test_student_camel_back_density_and_cdf():
     x = np.linspace(-60, 60, 241)
     expected = 0.5 * (stats.t.pdf(x, 3, -4, 1) + stats.t.pdf(x, 3, 4, 1))
     np.testing.assert_allclose(target.pdf(x[:, None]), expected, rtol=1e-12)
-    np.testing.assert_allclose(target.cdf("x", x),
-                               0.5 * (stats.t.cdf(x, 3, -4, 1) + stats.t.cdf(x, 3, 4, 1)),
-                               atol=1e-15)
+    np.testing.assert_allclose(
+        target.cdf("x", x), 0.5 * (stats.t.cdf(x, 3, -4, 1) + stats.t.cdf(x, 3, 4, 1)), atol=1e-15
+    )
     r = np.linspace(0, 1000, 401)
     cdf = stats.t.cdf(r - 4, 3) + stats.t.cdf(r + 4, 3) - 1
     np.testing.assert_allclose(target.radial_cdf(r), cdf, atol=1e-15)
-    np.testing.assert_allclose(target.radial_sf(r), stats.t.sf(r - 4, 3) + stats.t.sf(r + 4, 3),
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        target.radial_sf(r), stats.t.sf(r - 4, 3) + stats.t.sf(r + 4, 3), rtol=1e-12
+    )
 
 
 @pytest.mark.parametrize("cls", [GaussianShell, StudentShell])
@@ -170,8 +174,10 @@ def test_radial_cdf_is_the_integral_of_the_radial_pdf(cls):
     target = cls(2)
     for r in [0.3, 2.0, 3.9, 4.0, 4.5, 7.0, 15.0, 80.0]:
         # split at the peak so that quad sees it; the remaining tail mass is checked separately
-        integral = sum(integrate.quad(target.radial_pdf, a, b, epsabs=1e-14, limit=200)[0]
-                       for a, b in [(0.0, min(r, 4.0)), (min(r, 4.0), r)])
+        integral = sum(
+            integrate.quad(target.radial_pdf, a, b, epsabs=1e-14, limit=200)[0]
+            for a, b in [(0.0, min(r, 4.0)), (min(r, 4.0), r)]
+        )
         assert target.radial_cdf(r) == pytest.approx(integral, abs=1e-12), r
     tail = integrate.quad(target.radial_pdf, 80.0, np.inf, epsabs=1e-15)[0]
     assert target.radial_sf(80.0) == pytest.approx(tail, rel=1e-8)
@@ -192,8 +198,9 @@ def test_student_tail_is_heavy_and_variance_finite():
 @pytest.mark.parametrize("dim", [1, 2, 5])
 def test_student_ppf_inverts_cdf_to_1e10_also_far_in_the_tail(dim):
     target = StudentShell(dim)
-    u = np.concatenate([np.linspace(0, 1, 201)[1:-1],
-                        [1e-12, 1e-6, 1 - 1e-6, 1 - 1e-9, 1 - 1e-12, 1 - 1e-15]])
+    u = np.concatenate(
+        [np.linspace(0, 1, 201)[1:-1], [1e-12, 1e-6, 1 - 1e-6, 1 - 1e-9, 1 - 1e-12, 1 - 1e-15]]
+    )
     for name in target.coordinates:
         v = target.ppf(name, u)
         assert np.all(np.diff(v[:199]) > 0), name
@@ -211,10 +218,19 @@ CHI2_ALPHA = 1e-4 / 8
 N_CELLS_SAMPLE = 200_000
 
 
-@pytest.mark.parametrize(("cls", "dim", "q"), [
-    (StudentShell, 1, 50), (StudentShell, 2, 10), (StudentShell, 3, 6), (StudentShell, 5, 3),
-    (GaussianShell, 1, 50), (GaussianShell, 2, 10), (GaussianShell, 3, 6), (GaussianShell, 5, 3),
-])
+@pytest.mark.parametrize(
+    ("cls", "dim", "q"),
+    [
+        (StudentShell, 1, 50),
+        (StudentShell, 2, 10),
+        (StudentShell, 3, 6),
+        (StudentShell, 5, 3),
+        (GaussianShell, 1, 50),
+        (GaussianShell, 2, 10),
+        (GaussianShell, 3, 6),
+        (GaussianShell, 5, 3),
+    ],
+)
 def test_every_product_cell_has_probability_one_over_k(cls, dim, q):
     """Binning coordinates are independent under the truth: joint cells (and each projected
     binning) are equiprobable, tested with a chi-square of a large sample (fixed seed)."""

@@ -328,8 +328,9 @@ def test_history_shape_and_csv(tmp_path):
     assert lines[0] == "epoch,d_loss,g_loss,penalty"
     assert lines[1].startswith("1,") and len(lines) == TINY.epochs + 1
     table = pd.read_csv(path)
-    np.testing.assert_array_equal(table[list(training.LOSS_COLUMNS)].to_numpy(),
-                                  result.history[:, 1])
+    np.testing.assert_array_equal(
+        table[list(training.LOSS_COLUMNS)].to_numpy(), result.history[:, 1]
+    )
     with pytest.raises(ValueError):
         neural_io.write_losses_csv(path, result.history, training.LOSS_COLUMNS)
 
@@ -384,8 +385,10 @@ def test_checkpoint_files_and_resume_of_a_finished_run(tmp_path, caplog):
     with caplog.at_level(logging.INFO, logger="ganplify"):
         fresh = _train(_data(2), [1, 2], checkpoints=bases, config_hash="xyz")
     assert fresh.resumed_from_epoch == 0
-    assert any("starting fresh" in r.getMessage() and "config_hash" in r.getMessage()
-               for r in caplog.records)
+    assert any(
+        "starting fresh" in r.getMessage() and "config_hash" in r.getMessage()
+        for r in caplog.records
+    )
 
 
 def test_missing_replica_checkpoint_starts_fresh(tmp_path, caplog):
@@ -433,8 +436,9 @@ def test_signal_in_process_checkpoints_and_raises(tmp_path, monkeypatch):
     assert resumed.resumed_from_epoch == 1
     straight = _train(_data(2), [1, 2], config, checkpoints=_bases(tmp_path / "b", 2))
     np.testing.assert_array_equal(resumed.history, straight.history)
-    for a, b in zip(_checkpoint_tensors(bases), _checkpoint_tensors(_bases(tmp_path / "b", 2)),
-                    strict=True):
+    for a, b in zip(
+        _checkpoint_tensors(bases), _checkpoint_tensors(_bases(tmp_path / "b", 2)), strict=True
+    ):
         assert a.keys() == b.keys()
         assert all(torch.equal(a[n], b[n]) for n in a)
 
@@ -483,10 +487,12 @@ def test_sigterm_resume_is_bit_identical(tmp_path):
     """A real SIGTERM to a training process; the resumed run ends bit-identical."""
     epochs = "150"
     cmd = _script(tmp_path)
-    straight = subprocess.Popen([*cmd, str(tmp_path / "straight"), epochs],
-                                stderr=subprocess.DEVNULL)
-    victim = subprocess.Popen([*cmd, str(tmp_path / "victim"), epochs], stderr=subprocess.PIPE,
-                              text=True)
+    straight = subprocess.Popen(
+        [*cmd, str(tmp_path / "straight"), epochs], stderr=subprocess.DEVNULL
+    )
+    victim = subprocess.Popen(
+        [*cmd, str(tmp_path / "victim"), epochs], stderr=subprocess.PIPE, text=True
+    )
     for line in victim.stderr:
         if line.startswith("epoch 20/"):
             victim.send_signal(signal.SIGTERM)
@@ -496,16 +502,19 @@ def test_sigterm_resume_is_bit_identical(tmp_path):
     assert "received SIGTERM" in rest
     meta = json.loads((tmp_path / "victim" / "seed0" / "checkpoint.json").read_text())
     assert 20 <= meta["epoch"] < int(epochs)
-    resumed = subprocess.run([*cmd, str(tmp_path / "victim"), epochs], capture_output=True,
-                             text=True, timeout=120)
+    resumed = subprocess.run(
+        [*cmd, str(tmp_path / "victim"), epochs], capture_output=True, text=True, timeout=120
+    )
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming from step" in resumed.stderr
     assert straight.wait(timeout=120) == 0
     for k in range(2):
-        a = safetensors.torch.load_file(str(tmp_path / "victim" / f"seed{k}" /
-                                            "checkpoint.safetensors"))
-        b = safetensors.torch.load_file(str(tmp_path / "straight" / f"seed{k}" /
-                                            "checkpoint.safetensors"))
+        a = safetensors.torch.load_file(
+            str(tmp_path / "victim" / f"seed{k}" / "checkpoint.safetensors")
+        )
+        b = safetensors.torch.load_file(
+            str(tmp_path / "straight" / f"seed{k}" / "checkpoint.safetensors")
+        )
         assert a.keys() == b.keys()
         for name in a:
             assert torch.equal(a[name], b[name]), name
@@ -566,8 +575,9 @@ def test_save_and_load_generator(tmp_path):
     meta = helpers.generator_metadata(path)
     assert meta["seed"] == "1" and meta["format"] == neural_io.GENERATOR_FORMAT
     stacked = training.stack_generators([loaded, weights[1]], "cpu")
-    assert torch.equal(ens_layers.replica_state_dict(stacked, 1)["out.weight"],
-                       weights[1]["out.weight"])
+    assert torch.equal(
+        ens_layers.replica_state_dict(stacked, 1)["out.weight"], weights[1]["out.weight"]
+    )
 
 
 # --------------------------------------------------------------------------- it learns
@@ -599,8 +609,9 @@ def test_short_training_lowers_the_quantile_mse():
 def test_epoch_hook_sees_the_generator_of_chosen_epochs():
     seen = {}
     config = replace(TINY, epochs=4)
-    result = _train(_data(2), [1, 2], config, hook=lambda e, w: seen.setdefault(e, w),
-                    hook_epochs=(1, 4))
+    result = _train(
+        _data(2), [1, 2], config, hook=lambda e, w: seen.setdefault(e, w), hook_epochs=(1, 4)
+    )
     assert sorted(seen) == [1, 4]
     for final, hooked in zip(result.generator_weights, seen[4], strict=True):
         assert final.keys() == hooked.keys()

@@ -21,8 +21,12 @@ pytestmark = pytest.mark.workflow
 
 def run_snakemake(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     proc = subprocess.run(
-        [*snakemake_cmd(), *args], cwd=cwd, capture_output=True, text=True,
-        env=env_with_venv(), timeout=1800,
+        [*snakemake_cmd(), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=env_with_venv(),
+        timeout=1800,
     )
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake {args} failed:\n{proc.stdout}\n{proc.stderr}")
@@ -107,11 +111,23 @@ def test_dry_run_of_the_paper_config(project):
     assert jobs["train"] == 21 and jobs["evaluate"] == 21
     assert jobs["fit_uncertainty"] == 1
     figures = {j.removeprefix("plot_") for j in jobs if j.startswith("plot_")}
-    assert figures == {"fig1_camel_back", "fig2_camel_back_mse", "fig4_ring_mse",
-                       "fig5_ring_cells", "fig6_shell_mse", "fig7_shell_cells",
-                       "amplification_vs_n_generated", "amplification_vs_n_train",
-                       "gan_losses", "league", "effective_parameters", "robustness",
-                       "learning_curve", "chi2_pass", "fit_uncertainty"}
+    assert figures == {
+        "fig1_camel_back",
+        "fig2_camel_back_mse",
+        "fig4_ring_mse",
+        "fig5_ring_cells",
+        "fig6_shell_mse",
+        "fig7_shell_cells",
+        "amplification_vs_n_generated",
+        "amplification_vs_n_train",
+        "gan_losses",
+        "league",
+        "effective_parameters",
+        "robustness",
+        "learning_curve",
+        "chi2_pass",
+        "fit_uncertainty",
+    }
     assert "--configfile" not in proc.stderr  # no warning about merged config files
 
 
@@ -122,10 +138,20 @@ def test_dry_run_of_the_heavy_tails_config(project):
     assert jobs["baseline"] == 16  # sample, fit, bootstrap, kde in d=1, 2, for both targets
     assert "train" not in jobs and "evaluate" not in jobs
     figures = {j.removeprefix("plot_") for j in jobs if j.startswith("plot_")}
-    assert figures == {"fig1_camel_back", "fig2_camel_back_mse", "fig4_ring_mse",
-                       "fig5_ring_cells", "amplification_vs_n_generated",
-                       "amplification_vs_n_train", "league", "effective_parameters",
-                       "robustness", "chi2_pass", "truth_families", "fit_uncertainty"}
+    assert figures == {
+        "fig1_camel_back",
+        "fig2_camel_back_mse",
+        "fig4_ring_mse",
+        "fig5_ring_cells",
+        "amplification_vs_n_generated",
+        "amplification_vs_n_train",
+        "league",
+        "effective_parameters",
+        "robustness",
+        "chi2_pass",
+        "truth_families",
+        "fit_uncertainty",
+    }
     assert jobs["fit_uncertainty"] == 1  # one table over both targets
     for target in ("gaussian_shell", "student_shell"):
         assert f"results/heavy_tails/replicas/{target}-d2/n100/fit-" in proc.stdout
@@ -151,8 +177,7 @@ def test_raw_config_files_are_reread_strictly(project):
     assert proc.returncode != 0 and "invalid config: config file '" in out
     lines = valid.splitlines()
     first = next(i for i, line in enumerate(lines, 1) if line.startswith("seeds:"))
-    assert (f"bad.yaml': line {len(lines) + 1}: duplicate key 'seeds' (first at line {first})"
-            in out)
+    assert f"bad.yaml': line {len(lines) + 1}: duplicate key 'seeds' (first at line {first})" in out
     bomb = ["a0: &a0 [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]"]
     bomb += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)]
     bad.write_text("\n".join([*bomb, valid]))
@@ -170,7 +195,8 @@ def test_unavailable_device_stops_a_local_run_before_any_job(project):
     (project / "cuda.yaml").write_text(
         "study: tiny\ntarget: gaussian_shell\ndevice: 'cuda:9'\nseeds: {first: 0, count: 2}\n"
         "defaults: {generators: [sample], n_train: [20], sample_sizes: [20, 40]}\n"
-        "dims: {1: {quantiles: [5]}}\n")
+        "dims: {1: {quantiles: [5]}}\n"
+    )
     proc = run_snakemake(project, "--cores", "1", "--configfile", "cuda.yaml", check=False)
     out = proc.stderr + proc.stdout
     assert proc.returncode != 0 and "invalid config: device = 'cuda:9'" in out
@@ -187,11 +213,19 @@ def test_quick_run_produces_the_contract(quick_run):
     assert {"fig1_camel_back", "fig2_camel_back_mse", "fig4_ring_mse", "fig6_shell_mse"} <= set(
         figures
     )
-    for f in ("config.yaml", "provenance.json", "MANIFEST.sha256", "tables/mse.csv",
-              "tables/amplification.csv", "tables/replicas.csv",
-              "tables/robustness.csv", "tables/robustness_limits.csv",
-              "tables/fit_uncertainty.csv", "tables/fit_parameters.csv",
-              *(f"figures/{n}.{ext}" for n in figures for ext in ("png", "pdf"))):
+    for f in (
+        "config.yaml",
+        "provenance.json",
+        "MANIFEST.sha256",
+        "tables/mse.csv",
+        "tables/amplification.csv",
+        "tables/replicas.csv",
+        "tables/robustness.csv",
+        "tables/robustness_limits.csv",
+        "tables/fit_uncertainty.csv",
+        "tables/fit_parameters.csv",
+        *(f"figures/{n}.{ext}" for n in figures for ext in ("png", "pdf")),
+    ):
         assert (res / f).is_file(), f
     table = pd.read_csv(res / "tables" / "amplification.csv")
     assert list(table.columns[: len(CONTRACT_COLUMNS)]) == CONTRACT_COLUMNS
@@ -201,8 +235,12 @@ def test_quick_run_produces_the_contract(quick_run):
         both = table[["amplification", col]].dropna()
         assert len(both) and (both[col] <= both["amplification"]).all(), col
     uncertainty = pd.read_csv(res / "tables" / "fit_uncertainty.csv")
-    assert np.allclose(uncertainty["bias2"] + uncertainty["variance"], uncertainty["mse_mean"],
-                       rtol=1e-12, atol=1e-30)
+    assert np.allclose(
+        uncertainty["bias2"] + uncertainty["variance"],
+        uncertainty["mse_mean"],
+        rtol=1e-12,
+        atol=1e-30,
+    )
     fit = table[(table["generator"] == "fit") & (table["n_train"] == 100) & (table["dim"] == 1)]
     assert sorted(fit["n_quantiles"]) == [10, 20, 50] and fit["n_generated"].isna().all()
     assert (fit["n_replicas"] == 100).all()
@@ -262,9 +300,11 @@ def test_copied_results_folder_does_not_rerun_replica_jobs(tiny_run, tmp_path):
     assert not (other / ".snakemake").exists()
     jobs = jobs_of(run_snakemake(other, "-n", "--configfile", TINY_CONFIG).stdout)
     assert "baseline" not in jobs and "train" not in jobs and "evaluate" not in jobs
-    assert all(j in {"aggregate", "fit_uncertainty", "provenance", "manifest", "all"}
-               or j.startswith("plot_")
-               for j in jobs), jobs
+    assert all(
+        j in {"aggregate", "fit_uncertainty", "provenance", "manifest", "all"}
+        or j.startswith("plot_")
+        for j in jobs
+    ), jobs
 
 
 @pytest.mark.slow  # runs the tiny test config end to end
@@ -287,7 +327,6 @@ def test_verify_catches_altered_missing_and_foreign_files(tiny_run, tmp_path, ca
 
 @pytest.mark.slow  # runs the tiny test config end to end
 def test_summary_prints_the_table(tiny_run, capsys):
-    assert ganplify_main(["summary", str(tiny_run / "results" / "test"),
-                          "--generator", "fit"]) == 0
+    assert ganplify_main(["summary", str(tiny_run / "results" / "test"), "--generator", "fit"]) == 0
     out = capsys.readouterr().out
     assert "amplification" in out and "fit" in out and "gan" not in out

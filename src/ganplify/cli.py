@@ -79,8 +79,10 @@ def cmd_baseline(args: argparse.Namespace) -> int:
 
     flag = run_baseline(_load_spec(args.spec), args.results, args.output)
     failed = [s for s, v in flag["replicas"].items() if v != "done"]
-    print(f"{flag['chunk']}: {len(flag['replicas']) - len(failed)} replicas done, "
-          f"{len(failed)} failed, {flag['wall_time_s']:.1f} s")
+    print(
+        f"{flag['chunk']}: {len(flag['replicas']) - len(failed)} replicas done, "
+        f"{len(failed)} failed, {flag['wall_time_s']:.1f} s"
+    )
     return 0
 
 
@@ -111,9 +113,11 @@ def cmd_train(args: argparse.Namespace) -> int:
             print(f"ganplify train: {exc}; rerun the same command to resume", file=sys.stderr)
             return EXIT_INTERRUPTED
     failed = [s for s, v in flag["replicas"].items() if v != "done"]
-    print(f"{flag['chunk']}: trained {len(flag['trained'])}, skipped {len(flag['skipped'])} "
-          f"finished earlier, {len(failed)} failed, {flag['wall_time_s']:.1f} s on "
-          f"{flag['device']}")
+    print(
+        f"{flag['chunk']}: trained {len(flag['trained'])}, skipped {len(flag['skipped'])} "
+        f"finished earlier, {len(failed)} failed, {flag['wall_time_s']:.1f} s on "
+        f"{flag['device']}"
+    )
     return 0
 
 
@@ -122,8 +126,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     _set_threads(args.threads)
     flag = run_evaluate(_load_spec(args.spec), args.results, args.output, args.memory_mb)
-    print(f"{flag['chunk']}: evaluated {len(flag['replicas'])} replicas in "
-          f"{flag['wall_time_s']:.1f} s on {flag['device']}")
+    print(
+        f"{flag['chunk']}: evaluated {len(flag['replicas'])} replicas in "
+        f"{flag['wall_time_s']:.1f} s on {flag['device']}"
+    )
     return 0
 
 
@@ -149,9 +155,15 @@ def cmd_aggregate(args: argparse.Namespace) -> int:
     mse, replicas = amp.collect(results, chunks)
     agg = config["aggregate"]
     table = amp.amplification_table(
-        mse, replicas, n_boot=agg["bootstrap"], interval=agg["interval"], seed=agg["seed"],
-        collapse_spread=agg["collapse_spread"], saturation=agg["saturation"],
-        robust_cl=agg["robust_cl"], pass_probabilities=agg["pass_probability"],
+        mse,
+        replicas,
+        n_boot=agg["bootstrap"],
+        interval=agg["interval"],
+        seed=agg["seed"],
+        collapse_spread=agg["collapse_spread"],
+        saturation=agg["saturation"],
+        robust_cl=agg["robust_cl"],
+        pass_probabilities=agg["pass_probability"],
     )
     limits = rb.limits_table(table, agg["pass_probability"])
     for t in (table, limits):
@@ -164,13 +176,20 @@ def cmd_aggregate(args: argparse.Namespace) -> int:
     write_csv(results / layout.table("robustness_limits"), limits)
     curve_mse, curve_replicas = learning_curve.collect(results, chunks)
     curve = learning_curve.learning_table(
-        curve_mse, curve_replicas, n_boot=agg["bootstrap"], interval=agg["interval"],
-        seed=agg["seed"], collapse_spread=agg["collapse_spread"], saturation=agg["saturation"],
+        curve_mse,
+        curve_replicas,
+        n_boot=agg["bootstrap"],
+        interval=agg["interval"],
+        seed=agg["seed"],
+        collapse_spread=agg["collapse_spread"],
+        saturation=agg["saturation"],
     )
     write_csv(results / layout.table("learning_curve"), curve)
     n_failed = int((replicas["status"] != "done").sum())
-    print(f"aggregated {len(replicas)} replicas ({n_failed} failed) into {len(table)} rows; "
-          f"learning curves: {len(curve)} rows")
+    print(
+        f"aggregated {len(replicas)} replicas ({n_failed} failed) into {len(table)} rows; "
+        f"learning curves: {len(curve)} rows"
+    )
     return 0
 
 
@@ -182,8 +201,9 @@ def cmd_fit_uncertainty(args: argparse.Namespace) -> int:
     results = Path(args.results)
     config = _study_config(results)
     if not fu.applies(config):
-        raise ResultsError(f"study {config['study']!r} runs no {fu.GENERATOR!r} generator: "
-                           "no fit tables to write")
+        raise ResultsError(
+            f"study {config['study']!r} runs no {fu.GENERATOR!r} generator: no fit tables to write"
+        )
     uncertainty, parameters = fu.fit_tables(results, study.plan(config))
     (results / layout.TABLES_DIR).mkdir(exist_ok=True)
     for name, table in zip(fu.TABLES, (uncertainty, parameters), strict=True):
@@ -211,24 +231,35 @@ def cmd_provenance(args: argparse.Namespace) -> int:
     jobs = []
     for chunk in study.plan(config):
         flag = read_json(results / chunk.evaluated_flag)
-        jobs.append({k: flag.get(k) for k in
-                     ("job", "chunk", "host", "device", "finished", "wall_time_s", "git")}
-                    | {"setting": chunk.setting.relpath})
+        jobs.append(
+            {
+                k: flag.get(k)
+                for k in ("job", "chunk", "host", "device", "finished", "wall_time_s", "git")
+            }
+            | {"setting": chunk.setting.relpath}
+        )
         trained = results / chunk.trained_flag
         if trained.is_file():
             t = read_json(trained)
-            jobs.append({k: t.get(k) for k in
-                         ("job", "chunk", "host", "device", "finished", "wall_time_s", "git")}
-                        | {"setting": chunk.setting.relpath})
-    write_json(args.output, {
-        "study": config["study"],
-        "written": now(),
-        "git": git_state(),
-        "environment": environment(),
-        "seeds": config["seeds"],
-        "total_job_wall_time_s": round(sum(j["wall_time_s"] or 0 for j in jobs), 3),
-        "jobs": jobs,
-    })
+            jobs.append(
+                {
+                    k: t.get(k)
+                    for k in ("job", "chunk", "host", "device", "finished", "wall_time_s", "git")
+                }
+                | {"setting": chunk.setting.relpath}
+            )
+    write_json(
+        args.output,
+        {
+            "study": config["study"],
+            "written": now(),
+            "git": git_state(),
+            "environment": environment(),
+            "seeds": config["seeds"],
+            "total_job_wall_time_s": round(sum(j["wall_time_s"] or 0 for j in jobs), 3),
+            "jobs": jobs,
+        },
+    )
     return 0
 
 
@@ -247,8 +278,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
     problems = verify(args.results, table_checks)
     if problems:
         for p in problems:
-            print(f"{args.results}/{p}" if not p.startswith(str(args.results)) else p,
-                  file=sys.stderr)
+            print(
+                f"{args.results}/{p}" if not p.startswith(str(args.results)) else p, file=sys.stderr
+            )
         print(f"verify: {len(problems)} problem(s) in {args.results}", file=sys.stderr)
         return 1
     from ganplify.results.manifest import read_manifest
@@ -268,20 +300,32 @@ def cmd_summary(args: argparse.Namespace) -> int:
         table = table[table["generator"].isin(args.generator)]
     if args.column not in table.columns:
         numeric = [c for c in table.columns if pd.api.types.is_numeric_dtype(table[c])]
-        raise UsageError(f"--column {args.column!r} is not a column of the table; allowed: "
-                         f"{', '.join(numeric)}")
+        raise UsageError(
+            f"--column {args.column!r} is not a column of the table; allowed: {', '.join(numeric)}"
+        )
     if args.long:
-        cols = ["dim", "n_train", "generator", "binning", "n_quantiles", "n_generated",
-                "n_replicas", "n_equiv", "amplification", "amplification_lo",
-                "amplification_hi"]
+        cols = [
+            "dim",
+            "n_train",
+            "generator",
+            "binning",
+            "n_quantiles",
+            "n_generated",
+            "n_replicas",
+            "n_equiv",
+            "amplification",
+            "amplification_lo",
+            "amplification_hi",
+        ]
         if table["target"].nunique() > 1:  # a study of several truth families
             cols.insert(0, "target")
         cols += [c for c in ("n_failed",) if c in table.columns]
         if args.format == "csv":
             sys.stdout.write(table[cols].to_csv(index=False))
             return 0
-        with pd.option_context("display.max_rows", None, "display.width", 200,
-                               "display.float_format", "{:.3g}".format):
+        with pd.option_context(
+            "display.max_rows", None, "display.width", 200, "display.float_format", "{:.3g}".format
+        ):
             print(table[cols].to_string(index=False))
         return 0
     frame = summary.headline(table, args.column, args.n_generated)
@@ -290,8 +334,11 @@ def cmd_summary(args: argparse.Namespace) -> int:
     elif args.format == "markdown":
         print(summary.to_markdown(frame))
     else:
-        what = (f"at n_generated = {args.n_generated:g}" if args.n_generated is not None
-                else "asymptotic or exact")
+        what = (
+            f"at n_generated = {args.n_generated:g}"
+            if args.n_generated is not None
+            else "asymptotic or exact"
+        )
         print(f"{args.column} ({what}; 68% or the configured interval in brackets)\n")
         print(summary.to_text(frame))
     return 0
@@ -310,9 +357,11 @@ def cmd_merge(args: argparse.Namespace) -> int:
     from ganplify.results.merge import merge
 
     out = merge(args.sources, args.into)
-    print(f"merged {len(args.sources)} folders into {args.into}: {out['files']} files, "
-          f"{out['flags']} job flags; now run\n"
-          f"  snakemake --configfile {args.into}/config.yaml")
+    print(
+        f"merged {len(args.sources)} folders into {args.into}: {out['files']} files, "
+        f"{out['flags']} job flags; now run\n"
+        f"  snakemake --configfile {args.into}/config.yaml"
+    )
     return 0
 
 
@@ -375,8 +424,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--output", required=True, type=Path, help="the job's flag file")
         p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
         if name == "evaluate":
-            p.add_argument("--memory-mb", type=int, default=2048,
-                           help="memory budget for generated activations (default 2048)")
+            p.add_argument(
+                "--memory-mb",
+                type=int,
+                default=2048,
+                help="memory budget for generated activations (default 2048)",
+            )
 
     p = sub.add_parser("bench", add_help=False, help="benchmark GAN training steps (a table)")
     p.set_defaults(func=cmd_bench)  # its options are parsed by cmd_bench
@@ -384,9 +437,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("aggregate", cmd_aggregate, "aggregate replica tables into tables/*.csv")
     p.add_argument("--results", required=True, type=Path)
 
-    p = add("fit-uncertainty", cmd_fit_uncertainty,
-            "the fit's MSE as bias and variance, and its HESSE errors against its replica "
-            "spread, into tables/fit_uncertainty.csv and tables/fit_parameters.csv")
+    p = add(
+        "fit-uncertainty",
+        cmd_fit_uncertainty,
+        "the fit's MSE as bias and variance, and its HESSE errors against its replica "
+        "spread, into tables/fit_uncertainty.csv and tables/fit_parameters.csv",
+    )
     p.add_argument("--results", required=True, type=Path)
 
     from ganplify.figures import FIGURES
@@ -406,24 +462,41 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("verify", cmd_verify, "check a results folder against its manifest and contract")
     p.add_argument("results", type=Path)
 
-    p = add("summary", cmd_summary, "print a study's headline: a setting-by-generator table of "
-            "the asymptotic or exact amplification with its interval")
+    p = add(
+        "summary",
+        cmd_summary,
+        "print a study's headline: a setting-by-generator table of "
+        "the asymptotic or exact amplification with its interval",
+    )
     p.add_argument("results", type=Path)
     p.add_argument("--generator", action="append", help="only these generators (repeatable)")
-    p.add_argument("--column", default="amplification",
-                   help="the value shown (default amplification; e.g. amplification_robust_90, "
-                        "n_equiv)")
-    p.add_argument("--n-generated", type=float, default=None,
-                   help="the rows at this n_generated (default: each generator's asymptote or "
-                        "exact value)")
+    p.add_argument(
+        "--column",
+        default="amplification",
+        help="the value shown (default amplification; e.g. amplification_robust_90, n_equiv)",
+    )
+    p.add_argument(
+        "--n-generated",
+        type=float,
+        default=None,
+        help="the rows at this n_generated (default: each generator's asymptote or exact value)",
+    )
     p.add_argument("--format", choices=("text", "markdown", "csv"), default="text")
     p.add_argument("--long", action="store_true", help="every row of the table instead")
 
-    p = add("status", cmd_status, "list done, failed, in-progress and missing replicas "
-            "with reasons (exit 1 while some still have to run)")
+    p = add(
+        "status",
+        cmd_status,
+        "list done, failed, in-progress and missing replicas "
+        "with reasons (exit 1 while some still have to run)",
+    )
     p.add_argument("results", type=Path)
-    p.add_argument("--workdir", type=Path, default=Path("."),
-                   help="where Snakemake ran (for .snakemake/slurm_logs; default .)")
+    p.add_argument(
+        "--workdir",
+        type=Path,
+        default=Path("."),
+        help="where Snakemake ran (for .snakemake/slurm_logs; default .)",
+    )
 
     p = add("merge", cmd_merge, "merge results folders of one study made with other seeds")
     p.add_argument("sources", nargs="+", type=Path, help="results folders to merge")
@@ -431,8 +504,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     add("generators", cmd_generators, "list the available generators")
 
-    p = add("schema", cmd_schema, "print the config schema assembled from the generators' "
-            "options (workflow/schemas/config.schema.yaml holds it)")
+    p = add(
+        "schema",
+        cmd_schema,
+        "print the config schema assembled from the generators' "
+        "options (workflow/schemas/config.schema.yaml holds it)",
+    )
     p.add_argument("--output", type=Path, help="write it to this file instead")
     return parser
 

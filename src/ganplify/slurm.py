@@ -53,8 +53,9 @@ def uses_gpu(config: Mapping, rule: str) -> bool:
     )
 
 
-def train_minutes(config: Mapping, epochs: int, steps_per_epoch: int, replicas: int,
-                  dim: int) -> int:
+def train_minutes(
+    config: Mapping, epochs: int, steps_per_epoch: int, replicas: int, dim: int
+) -> int:
     """Time limit of a training job in minutes (see the schema of resources.train)."""
     r = config["resources"]["train"]
     seconds = epochs * steps_per_epoch * replicas * r["seconds_per_replica_step"]
@@ -63,7 +64,9 @@ def train_minutes(config: Mapping, epochs: int, steps_per_epoch: int, replicas: 
 
 
 def job_resources(
-    config: Mapping, rule: str, minutes: int | None = None,
+    config: Mapping,
+    rule: str,
+    minutes: int | None = None,
     env: Mapping[str, str] | None = None,
 ) -> dict[str, int | str]:
     """Snakemake resource keywords of a job of ``rule`` (train, evaluate or baseline).
@@ -100,8 +103,11 @@ def job_resources(
 
 def sbatch_flags(resources: Mapping[str, int | str]) -> list[str]:
     """The sbatch flags the plugin makes of these resources (for `sbatch --test-only`)."""
-    flags = [f"--cpus-per-task={resources['cpus_per_task']}", f"--mem={resources['mem_mb']}",
-             f"--time={resources['runtime']}"]
+    flags = [
+        f"--cpus-per-task={resources['cpus_per_task']}",
+        f"--mem={resources['mem_mb']}",
+        f"--time={resources['runtime']}",
+    ]
     if "slurm_partition" in resources:
         flags.append(f"--partition={resources['slurm_partition']}")
     if "slurm_account" in resources:
@@ -110,8 +116,9 @@ def sbatch_flags(resources: Mapping[str, int | str]) -> list[str]:
         flags.extend(str(resources["slurm_extra"]).split())
     if "gpu" in resources:
         model = resources.get("gpu_model")
-        flags.append(f"--gpus={model}:{resources['gpu']}" if model else
-                     f"--gpus={resources['gpu']}")
+        flags.append(
+            f"--gpus={model}:{resources['gpu']}" if model else f"--gpus={resources['gpu']}"
+        )
     return flags
 
 
@@ -119,11 +126,15 @@ def _run(cmd: Sequence[str], timeout: float = 60) -> subprocess.CompletedProcess
     try:
         return subprocess.run(list(cmd), capture_output=True, text=True, timeout=timeout)
     except FileNotFoundError:
-        raise SlurmError(f"`{cmd[0]}` is not installed on this machine; run from a SLURM login "
-                         "node, or without --profile slurm") from None
+        raise SlurmError(
+            f"`{cmd[0]}` is not installed on this machine; run from a SLURM login "
+            "node, or without --profile slurm"
+        ) from None
     except subprocess.TimeoutExpired:
-        raise SlurmError(f"`{' '.join(cmd)}` did not answer within {timeout:.0f} s; is the "
-                         "SLURM controller reachable?") from None
+        raise SlurmError(
+            f"`{' '.join(cmd)}` did not answer within {timeout:.0f} s; is the "
+            "SLURM controller reachable?"
+        ) from None
 
 
 def _first_line(text: str) -> str:
@@ -135,8 +146,18 @@ def check_status_command(status_command: str) -> None:
     """Fail when the executor plugin's status command does not work on this cluster."""
     if status_command != "sacct":
         return
-    proc = _run(["sacct", "--noheader", "--allocations", "--starttime", "now-1hours",
-                 "--format", "JobID", "--parsable2"])
+    proc = _run(
+        [
+            "sacct",
+            "--noheader",
+            "--allocations",
+            "--starttime",
+            "now-1hours",
+            "--format",
+            "JobID",
+            "--parsable2",
+        ]
+    )
     if proc.returncode != 0 or "accounting storage is disabled" in proc.stderr.lower():
         raise SlurmError(
             "sacct does not work on this cluster "
@@ -153,27 +174,35 @@ def check_requests(config: Mapping, rules: Sequence[str], train_limit: int) -> N
     for rule in rules:
         minutes = train_limit if rule == "train" else None
         res = job_resources(config, rule, minutes)
-        cmd = ["sbatch", "--test-only", "--job-name=ganplify-preflight", *sbatch_flags(res),
-               "--wrap", "true"]
+        cmd = [
+            "sbatch",
+            "--test-only",
+            "--job-name=ganplify-preflight",
+            *sbatch_flags(res),
+            "--wrap",
+            "true",
+        ]
         proc = _run(cmd)
         if proc.returncode != 0:
             hint = {
                 "gres": "no partition offers this GPU: set resources.train.gpus and "
-                        "resources.evaluate.gpus to 0 (or device: cpu), or slurm.gpu_partition "
-                        "/ slurm.gpu_model",
+                "resources.evaluate.gpus to 0 (or device: cpu), or slurm.gpu_partition "
+                "/ slurm.gpu_model",
                 "account": "set slurm.account or GANPLIFY_SLURM_ACCOUNT",
                 "partition": "set slurm.partition / slurm.gpu_partition or "
-                             "GANPLIFY_SLURM_PARTITION / GANPLIFY_SLURM_GPU_PARTITION",
+                "GANPLIFY_SLURM_PARTITION / GANPLIFY_SLURM_GPU_PARTITION",
                 "time limit": f"lower resources.{rule} time limits or choose another partition",
                 "memory": f"lower resources.{rule}.mem_mb",
             }
             message = _first_line(proc.stderr or proc.stdout)
             fallback = f"check resources.{rule} (cpus, mem_mb, time) and the slurm block"
             if "gpu" in res:
-                fallback = (f"no node offers this combination: check the GPU request "
-                            f"(resources.{rule}.gpus, slurm.gpu_model, slurm.gpu_partition; "
-                            "gpus: 0 or device: cpu trains without one) and "
-                            f"resources.{rule} (cpus, mem_mb)")
+                fallback = (
+                    f"no node offers this combination: check the GPU request "
+                    f"(resources.{rule}.gpus, slurm.gpu_model, slurm.gpu_partition; "
+                    "gpus: 0 or device: cpu trains without one) and "
+                    f"resources.{rule} (cpus, mem_mb)"
+                )
             advice = next((v for k, v in hint.items() if k in message.lower()), fallback)
             raise SlurmError(
                 f"the cluster refuses a {rule} job ({' '.join(sbatch_flags(res))}): {message}; "
@@ -181,8 +210,7 @@ def check_requests(config: Mapping, rules: Sequence[str], train_limit: int) -> N
             )
 
 
-def preflight(config: Mapping, rules: Sequence[str], status_command: str,
-              train_limit: int) -> None:
+def preflight(config: Mapping, rules: Sequence[str], status_command: str, train_limit: int) -> None:
     """All checks, in order: controller, status command, each kind of job."""
     proc = _run(["sinfo", "--noheader", "--format", "%P"])
     if proc.returncode != 0:
@@ -217,8 +245,9 @@ def normalise_plugin_job_states() -> bool:
     async def query_job_status(command, logger):
         states, duration = await original(command, logger)
         if states:
-            states = {job: state.split()[0] if state.strip() else state
-                      for job, state in states.items()}
+            states = {
+                job: state.split()[0] if state.strip() else state for job, state in states.items()
+            }
         return states, duration
 
     query_job_status.ganplify_normalised = True
@@ -242,17 +271,16 @@ class JobOutcome:
 LOG_REASONS = [
     (re.compile(r"DUE TO TIME LIMIT", re.I), "TIMEOUT"),
     (re.compile(r"DUE TO PREEMPTION", re.I), "PREEMPTED"),
-    (re.compile(r"oom[-_ ]kill|out of memory|Exceeded job memory limit", re.I),
-     "OUT_OF_MEMORY"),
+    (re.compile(r"oom[-_ ]kill|out of memory|Exceeded job memory limit", re.I), "OUT_OF_MEMORY"),
     (re.compile(r"CANCELLED AT", re.I), "CANCELLED"),
     (re.compile(r"DUE TO NODE FAILURE", re.I), "NODE_FAIL"),
 ]
 
 EXPLAIN = {
     "TIMEOUT": "killed at its time limit; raise resources.train.seconds_per_replica_step or "
-               "min_minutes (its checkpoint makes the rerun resume)",
+    "min_minutes (its checkpoint makes the rerun resume)",
     "OUT_OF_MEMORY": "killed for using more memory than requested; raise "
-                     "resources.<rule>.mem_mb or lower replicas_per_job",
+    "resources.<rule>.mem_mb or lower replicas_per_job",
     "PREEMPTED": "preempted; the rerun resumes from its checkpoint",
     "CANCELLED": "cancelled (scancel or the scheduler); the rerun resumes from its checkpoint",
     "NODE_FAIL": "its node failed; the rerun resumes from its checkpoint",
@@ -273,8 +301,19 @@ def sacct_states(job_ids: Sequence[str]) -> dict[str, str]:
         return {}
     try:
         proc = subprocess.run(
-            ["sacct", "--noheader", "--allocations", "--parsable2", "--format", "JobID,State",
-             "--jobs", ",".join(job_ids)], capture_output=True, text=True, timeout=60,
+            [
+                "sacct",
+                "--noheader",
+                "--allocations",
+                "--parsable2",
+                "--format",
+                "JobID,State",
+                "--jobs",
+                ",".join(job_ids),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
     except (OSError, subprocess.TimeoutExpired):
         return {}

@@ -1,5 +1,6 @@
 # From per-replica tables to the study's tables, provenance and manifest.
 
+
 localrules:
     config_snapshot,
     aggregate,
@@ -11,12 +12,12 @@ localrules:
 rule config_snapshot:
     output:
         CONFIG,
-    params:
-        config=json.dumps(STUDY, separators=(",", ":")),
     log:
         f"{RESULTS}/logs/config_snapshot.log",
     conda:
         "../../envs/ganplify.yaml"
+    params:
+        config=json.dumps(STUDY, separators=(",", ":")),
     shell:
         "ganplify write-config --json {params.config:q} --output {output} > {log} 2>&1"
 
@@ -38,10 +39,10 @@ rule aggregate:
         learning_curve=TABLE["learning_curve"],
     log:
         f"{RESULTS}/logs/aggregate.log",
-    params:
-        results=results_root,
     conda:
         "../../envs/ganplify.yaml"
+    params:
+        results=results_root,
     shell:
         "ganplify aggregate --results {params.results} > {log} 2>&1"
 
@@ -61,10 +62,10 @@ rule fit_uncertainty:
         parameters=TABLE["fit_parameters"],
     log:
         f"{RESULTS}/logs/fit_uncertainty.log",
-    params:
-        results=results_root,
     conda:
         "../../envs/ganplify.yaml"
+    params:
+        results=results_root,
     shell:
         "ganplify fit-uncertainty --results {params.results} > {log} 2>&1"
 
@@ -76,10 +77,10 @@ rule provenance:
         f"{RESULTS}/{glayout.PROVENANCE}",
     log:
         f"{RESULTS}/logs/provenance.log",
-    params:
-        results=results_root,
     conda:
         "../../envs/ganplify.yaml"
+    params:
+        results=results_root,
     shell:
         "ganplify provenance --results {params.results} --output {output} > {log} 2>&1"
 
@@ -94,9 +95,9 @@ rule manifest:
         f"{RESULTS}/{glayout.MANIFEST}",
     log:
         f"{RESULTS}/logs/manifest.log",
-    params:
-        results=results_root,
     conda:
         "../../envs/ganplify.yaml"
+    params:
+        results=results_root,
     shell:
         "ganplify manifest --results {params.results} > {log} 2>&1"

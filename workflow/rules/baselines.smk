@@ -6,19 +6,19 @@
 rule baseline:
     output:
         EVALUATED_FLAG,
-    wildcard_constraints:
-        setting=setting_regex(neural=False),
-    params:
-        spec=spec_json,
-        results=results_root,
     log:
         f"{RESULTS}/logs/baseline/{{setting}}/{{chunk}}.eval-{{ehash}}.log",
+    wildcard_constraints:
+        setting=setting_regex(neural=False),
+    conda:
+        "../../envs/ganplify.yaml"
     threads: rule_threads("baseline")
     resources:
         **rule_resources("baseline"),
         runtime=STUDY["resources"]["baseline"]["minutes"],
-    conda:
-        "../../envs/ganplify.yaml"
+    params:
+        spec=spec_json,
+        results=results_root,
     shell:
         "ganplify baseline --spec {params.spec:q} --results {params.results} --output {output} "
         "> {log} 2>&1"

@@ -110,8 +110,10 @@ onstart:
     # cannot run the study as configured (see ganplify.slurm.preflight).
     if getattr(workflow.executor_plugin, "name", None) == "slurm" and workflow.is_main_process:
         if not gslurm.normalise_plugin_job_states():
-            logger.warning("ganplify: could not patch the SLURM plugin's status query; a job "
-                           "cancelled with scancel may leave this run waiting")
+            logger.warning(
+                "ganplify: could not patch the SLURM plugin's status query; a job "
+                "cancelled with scancel may leave this run waiting"
+            )
         try:
             gslurm.preflight(
                 STUDY,

@@ -8,19 +8,19 @@ rule evaluate:
         ancient(TRAINED_FLAG),
     output:
         EVALUATED_FLAG,
-    wildcard_constraints:
-        setting=setting_regex(neural=True),
-    params:
-        spec=spec_json,
-        results=results_root,
     log:
         f"{RESULTS}/logs/evaluate/{{setting}}/{{chunk}}.eval-{{ehash}}.log",
+    wildcard_constraints:
+        setting=setting_regex(neural=True),
+    conda:
+        "../../envs/ganplify.yaml"
     threads: rule_threads("evaluate")
     resources:
         **rule_resources("evaluate"),
         runtime=STUDY["resources"]["evaluate"]["minutes"],
-    conda:
-        "../../envs/ganplify.yaml"
+    params:
+        spec=spec_json,
+        results=results_root,
     shell:
         "ganplify evaluate --spec {params.spec:q} --results {params.results} "
         "--output {output} --threads {threads} > {log} 2>&1"

@@ -6,7 +6,6 @@ for _figure in FIGURES:
     rule:
         name:
             f"plot_{_figure}"
-        localrule: True
         input:
             figure_tables(_figure),
         output:
@@ -16,14 +15,15 @@ for _figure in FIGURES:
                 category="Figures",
             ),
             f"{RESULTS}/{glayout.figure(_figure, 'pdf')}",
+        log:
+            f"{RESULTS}/logs/plots/{_figure}.log",
+        localrule: True
+        conda:
+            "../../envs/ganplify.yaml"
         params:
             figure=_figure,
             results=results_root,
             stem=lambda w, output: output[0].removesuffix(".png"),
-        log:
-            f"{RESULTS}/logs/plots/{_figure}.log",
-        conda:
-            "../../envs/ganplify.yaml"
         shell:
             "ganplify plot {params.figure} --results {params.results} "
             "--output {params.stem} > {log} 2>&1"

@@ -7,19 +7,19 @@
 rule train:
     output:
         TRAINED_FLAG,
-    wildcard_constraints:
-        setting=setting_regex(neural=True),
-    params:
-        spec=train_spec_json,
-        results=results_root,
     log:
         f"{RESULTS}/logs/train/{{setting}}/{{chunk}}.log",
+    wildcard_constraints:
+        setting=setting_regex(neural=True),
+    conda:
+        "../../envs/ganplify.yaml"
     threads: rule_threads("train")
     resources:
         **rule_resources("train"),
         runtime=train_minutes,
-    conda:
-        "../../envs/ganplify.yaml"
+    params:
+        spec=train_spec_json,
+        results=results_root,
     shell:
         "ganplify train --spec {params.spec:q} --results {params.results} --output {output} "
         "--threads {threads} > {log} 2>&1"

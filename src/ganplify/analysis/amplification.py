@@ -28,9 +28,23 @@ from ganplify.study.plan import Chunk
 
 # The contract's columns of tables/amplification.csv, in this order (DESIGN.md).
 CONTRACT_COLUMNS = [
-    "target", "dim", "n_train", "generator", "binning", "n_quantiles", "n_cells", "n_generated",
-    "n_replicas", "mse_mean", "mse_std", "n_equiv", "n_equiv_lo", "n_equiv_hi",
-    "amplification", "amplification_lo", "amplification_hi",
+    "target",
+    "dim",
+    "n_train",
+    "generator",
+    "binning",
+    "n_quantiles",
+    "n_cells",
+    "n_generated",
+    "n_replicas",
+    "mse_mean",
+    "mse_std",
+    "n_equiv",
+    "n_equiv_lo",
+    "n_equiv_hi",
+    "amplification",
+    "amplification_lo",
+    "amplification_hi",
 ]
 
 
@@ -43,12 +57,18 @@ CONTRACT_COLUMNS = [
 # and asymptotic rows: n_robust_<100 pi>, the largest N whose histogram passes a chi-square
 # test against the truth, with the errors of N events, with probability pi (`robustness.n_robust`
 # of the same mean MSE as n_equiv), and amplification_robust_<100 pi> = that over n_train.
-EXTRA_COLUMNS = ["n_failed", "n_collapsed", "amplification_median", "n_saturation",
-                 "n_params_eff", "amplification_rerun_lo", "amplification_rerun_hi"]
+EXTRA_COLUMNS = [
+    "n_failed",
+    "n_collapsed",
+    "amplification_median",
+    "n_saturation",
+    "n_params_eff",
+    "amplification_rerun_lo",
+    "amplification_rerun_hi",
+]
 
 
-def amplification_columns(pass_probabilities: Sequence[float] = rb.PASS_PROBABILITIES
-                          ) -> list[str]:
+def amplification_columns(pass_probabilities: Sequence[float] = rb.PASS_PROBABILITIES) -> list[str]:
     """The amplification table's columns with robust columns at ``pass_probabilities``."""
     return CONTRACT_COLUMNS + EXTRA_COLUMNS + rb.robust_columns(pass_probabilities)
 
@@ -57,8 +77,16 @@ AMPLIFICATION_COLUMNS = amplification_columns()
 
 
 REPLICA_COLUMNS = [
-    "target", "dim", "n_train", "generator", "phash", "seed", "status", "reason",
-    "spread_ratio", "path",
+    "target",
+    "dim",
+    "n_train",
+    "generator",
+    "phash",
+    "seed",
+    "status",
+    "reason",
+    "spread_ratio",
+    "path",
 ]
 
 
@@ -96,9 +124,20 @@ def collect(results: str | Path, chunks: Sequence[Chunk]) -> tuple[pd.DataFrame,
                     f"{rdir / 'status.json'}: belongs to another setting or seed "
                     f"(phash {status.get('phash')}, seed {status.get('seed')})"
                 )
-            rows.append((s.target, s.dim, s.n_train, s.generator, s.phash, seed,
-                         status["status"], status.get("reason", ""),
-                         status.get("spread_ratio", np.nan), s.replica_dir(seed)))
+            rows.append(
+                (
+                    s.target,
+                    s.dim,
+                    s.n_train,
+                    s.generator,
+                    s.phash,
+                    seed,
+                    status["status"],
+                    status.get("reason", ""),
+                    status.get("spread_ratio", np.nan),
+                    s.replica_dir(seed),
+                )
+            )
             if status["status"] != "done":
                 continue
             table = read_mse_table(rdir / layout.MSE)
@@ -166,9 +205,17 @@ def _amplification_of(mse_value: float, n_cells: int, n_train: int) -> float:
     return float(qt.n_equiv(mse_value, n_cells)) / n_train
 
 
-def _summary_row(key, n_generated, values, counts, n_boot, interval, rng,
-                 robust_cl: float = 0.95,
-                 pass_probabilities: Sequence[float] = rb.PASS_PROBABILITIES) -> dict:
+def _summary_row(
+    key,
+    n_generated,
+    values,
+    counts,
+    n_boot,
+    interval,
+    rng,
+    robust_cl: float = 0.95,
+    pass_probabilities: Sequence[float] = rb.PASS_PROBABILITIES,
+) -> dict:
     target, dim, n_train, generator, binning, n_quantiles, n_cells = key
     mean = float(np.mean(values))
     std = float(np.std(values, ddof=1)) if len(values) > 1 else float("nan")
@@ -192,13 +239,23 @@ def _summary_row(key, n_generated, values, counts, n_boot, interval, rng,
     n_hi = float(qt.n_equiv(mse_lo, n_cells)) if np.isfinite(mse_lo) else float("nan")
     rerun_lo, rerun_hi = rerun_interval(values, interval)
     return {
-        "target": target, "dim": dim, "n_train": n_train, "generator": generator,
-        "binning": binning, "n_quantiles": n_quantiles, "n_cells": n_cells,
-        "n_generated": n_generated, "n_replicas": len(values),
-        "mse_mean": mean, "mse_std": std,
-        "n_equiv": n_eq, "n_equiv_lo": n_lo, "n_equiv_hi": n_hi,
+        "target": target,
+        "dim": dim,
+        "n_train": n_train,
+        "generator": generator,
+        "binning": binning,
+        "n_quantiles": n_quantiles,
+        "n_cells": n_cells,
+        "n_generated": n_generated,
+        "n_replicas": len(values),
+        "mse_mean": mean,
+        "mse_std": std,
+        "n_equiv": n_eq,
+        "n_equiv_lo": n_lo,
+        "n_equiv_hi": n_hi,
         "amplification": n_eq / n_train,
-        "amplification_lo": n_lo / n_train, "amplification_hi": n_hi / n_train,
+        "amplification_lo": n_lo / n_train,
+        "amplification_hi": n_hi / n_train,
         **counts,
         "amplification_median": float(np.median(qt.amplification(values, n_cells, n_train))),
         "n_saturation": np.nan,
@@ -215,8 +272,9 @@ def saturation_point(rows: list[dict], tolerance: float) -> float:
     ``rows`` are one group's summary rows (finite n_generated, then the asymptote). NaN when
     there is no finite asymptote or no count reaches it.
     """
-    finite = sorted((r for r in rows if np.isfinite(r["n_generated"])),
-                    key=lambda r: r["n_generated"])
+    finite = sorted(
+        (r for r in rows if np.isfinite(r["n_generated"])), key=lambda r: r["n_generated"]
+    )
     asym = [r for r in rows if np.isinf(r["n_generated"])]
     if not asym or not np.isfinite(asym[0]["amplification"]) or asym[0]["amplification"] <= 0:
         return float("nan")
@@ -249,7 +307,9 @@ def amplification_table(
     spread = pd.to_numeric(replicas["spread_ratio"], errors="coerce")
     collapsed = (
         replicas[(replicas["status"] == "done") & (spread < collapse_spread)]
-        .groupby(setting).size().to_dict()
+        .groupby(setting)
+        .size()
+        .to_dict()
     )
     rows = []
     for key, group in mse.groupby(GROUP, sort=True):
@@ -260,20 +320,43 @@ def amplification_table(
         }
         rng = np.random.default_rng([seed, stable_id(repr(tuple(map(str, key))))])
         if group["n_generated"].isna().all():  # exact generator
-            rows.append(_summary_row(key, np.nan, group["mse"].to_numpy(), counts,
-                                     n_boot, interval, rng, robust_cl, pass_probabilities))
+            rows.append(
+                _summary_row(
+                    key,
+                    np.nan,
+                    group["mse"].to_numpy(),
+                    counts,
+                    n_boot,
+                    interval,
+                    rng,
+                    robust_cl,
+                    pass_probabilities,
+                )
+            )
             continue
         group_rows = [
-            _summary_row(key, float(n), sub["mse"].to_numpy(), counts, n_boot, interval, rng,
-                         robust_cl, pass_probabilities)
+            _summary_row(
+                key,
+                float(n),
+                sub["mse"].to_numpy(),
+                counts,
+                n_boot,
+                interval,
+                rng,
+                robust_cl,
+                pass_probabilities,
+            )
             for n, sub in group.groupby("n_generated", sort=True)
         ]
         if generator not in NO_ASYMPTOTE:
             n_max = group["n_generated"].max()
             last = group[group["n_generated"] == n_max]
             asym = qt.asymptotic_mse(last["mse"].to_numpy(), n_cells, float(n_max))
-            group_rows.append(_summary_row(key, np.inf, asym, counts, n_boot, interval, rng,
-                                           robust_cl, pass_probabilities))
+            group_rows.append(
+                _summary_row(
+                    key, np.inf, asym, counts, n_boot, interval, rng, robust_cl, pass_probabilities
+                )
+            )
             n_sat = saturation_point(group_rows, saturation)
             for r in group_rows:
                 r["n_saturation"] = n_sat
@@ -298,8 +381,9 @@ def read_amplification(path: str | Path) -> pd.DataFrame:
     """Read tables/amplification.csv back, checking its columns (n_generated: float, inf ok)."""
     path = Path(path)
     try:
-        table = pd.read_csv(path, dtype={"binning": str, "generator": str, "target": str},
-                            keep_default_na=True)
+        table = pd.read_csv(
+            path, dtype={"binning": str, "generator": str, "target": str}, keep_default_na=True
+        )
     except FileNotFoundError:
         raise ResultsError(f"{path}: missing") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:

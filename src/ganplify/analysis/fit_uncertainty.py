@@ -52,16 +52,34 @@ SETTING_COLUMNS = ["target", "dim", "n_train", "generator"]
 
 
 UNCERTAINTY_COLUMNS = [
-    *SETTING_COLUMNS, "binning", "n_quantiles", "n_cells", "n_replicas", "n_failed",
-    "mse_mean", "bias2", "variance", "bias2_fraction",
-    "n_equiv", "n_equiv_bias2", "n_equiv_variance",
-    "predicted_variance", "variance_ratio", "variance_ratio_err",
+    *SETTING_COLUMNS,
+    "binning",
+    "n_quantiles",
+    "n_cells",
+    "n_replicas",
+    "n_failed",
+    "mse_mean",
+    "bias2",
+    "variance",
+    "bias2_fraction",
+    "n_equiv",
+    "n_equiv_bias2",
+    "n_equiv_variance",
+    "predicted_variance",
+    "variance_ratio",
+    "variance_ratio_err",
 ]
 
 
 PARAMETER_COLUMNS = [
-    *SETTING_COLUMNS, "parameter", "n_replicas", "n_failed",
-    "mean", "std", "error_median", "error_ratio",
+    *SETTING_COLUMNS,
+    "parameter",
+    "n_replicas",
+    "n_failed",
+    "mean",
+    "std",
+    "error_median",
+    "error_ratio",
 ]
 
 
@@ -116,8 +134,9 @@ def _named_floats(data: dict, key: str, names: Sequence[str], path: Path) -> np.
     block = data.get(key)
     if not isinstance(block, dict) or set(block) != set(names):
         got = sorted(block) if isinstance(block, dict) else type(block).__name__
-        raise ResultsError(f"{path}: '{key}' must map the parameters {list(names)} to numbers, "
-                           f"got {got}")
+        raise ResultsError(
+            f"{path}: '{key}' must map the parameters {list(names)} to numbers, got {got}"
+        )
     try:
         out = np.array([float(block[n]) for n in names])
     except (TypeError, ValueError):
@@ -154,8 +173,10 @@ def read_fit(path: str | Path, names: Sequence[str]) -> tuple[np.ndarray, np.nda
     if not isinstance(data, dict):
         raise ResultsError(f"{path}: not a JSON object")
     if data.get("ok") is not True:
-        raise ResultsError(f"{path}: records a failed fit ({data.get('reason', '')!r}) although "
-                           "the replica's status.json says done")
+        raise ResultsError(
+            f"{path}: records a failed fit ({data.get('reason', '')!r}) although "
+            "the replica's status.json says done"
+        )
     values = _named_floats(data, "values", names, path)
     errors = _named_floats(data, "errors", names, path)
     if np.any(errors <= 0):
@@ -171,8 +192,10 @@ def read_fit(path: str | Path, names: Sequence[str]) -> tuple[np.ndarray, np.nda
         raise ResultsError(f"{path}: 'covariance' is not symmetric")
     diag = np.diag(cov)
     if np.any(diag <= 0) or not np.allclose(np.sqrt(diag), errors, rtol=_ERROR_RTOL, atol=0.0):
-        raise ResultsError(f"{path}: the covariance diagonal does not match 'errors' in the "
-                           f"parameter order {list(names)}")
+        raise ResultsError(
+            f"{path}: the covariance diagonal does not match 'errors' in the "
+            f"parameter order {list(names)}"
+        )
     return values, errors, cov
 
 
@@ -180,8 +203,11 @@ def _replica_done(results: Path, setting: Setting, seed: int) -> bool:
     """Whether a replica finished, from its status.json (checked to belong to the setting)."""
     path = results / setting.replica_dir(seed) / layout.STATUS
     status = read_json(path)
-    if not isinstance(status, dict) or status.get("phash") != setting.phash \
-            or status.get("seed") != seed:
+    if (
+        not isinstance(status, dict)
+        or status.get("phash") != setting.phash
+        or status.get("seed") != seed
+    ):
         raise ResultsError(f"{path}: belongs to another setting or seed, or is malformed")
     return status.get("status") == "done"
 
@@ -204,7 +230,8 @@ def collect(results: str | Path, chunks: Sequence[Chunk]) -> list[FitReplicas]:
             fits.append(read_fit(results / setting.replica_dir(seed) / layout.FIT_INFO, names))
         p = len(names)
         values, errors, covs = (
-            (np.stack(x) for x in zip(*fits, strict=True)) if fits
+            (np.stack(x) for x in zip(*fits, strict=True))
+            if fits
             else (np.empty((0, p)), np.empty((0, p)), np.empty((0, p, p)))
         )
         out.append(FitReplicas(setting, group[0].binnings, values, errors, covs, failed))
@@ -274,8 +301,9 @@ def propagated_variance(jac: np.ndarray, cov: np.ndarray) -> float:
         Covariance of theta.
     """
     jac = np.asarray(jac, dtype=np.float64)
-    return float(np.einsum("ja,ab,jb->", jac, np.asarray(cov, dtype=np.float64), jac)
-                 / jac.shape[0])
+    return float(
+        np.einsum("ja,ab,jb->", jac, np.asarray(cov, dtype=np.float64), jac) / jac.shape[0]
+    )
 
 
 def ratio_with_error(predicted: np.ndarray, p: np.ndarray) -> tuple[float, float]:
@@ -312,12 +340,17 @@ def ratio_with_error(predicted: np.ndarray, p: np.ndarray) -> tuple[float, float
 
 
 def _setting_key(setting: Setting) -> dict:
-    return {"target": setting.target, "dim": setting.dim, "n_train": setting.n_train,
-            "generator": setting.generator}
+    return {
+        "target": setting.target,
+        "dim": setting.dim,
+        "n_train": setting.n_train,
+        "generator": setting.generator,
+    }
 
 
-def binning_row(setting: Setting, binning: Binning, p: np.ndarray, predicted: np.ndarray,
-                n_failed: int) -> dict:
+def binning_row(
+    setting: Setting, binning: Binning, p: np.ndarray, predicted: np.ndarray, n_failed: int
+) -> dict:
     """One row of tables/fit_uncertainty.csv from the replicas' probabilities (R, K) and
     predicted variance terms (R,).
 
@@ -325,9 +358,14 @@ def binning_row(setting: Setting, binning: Binning, p: np.ndarray, predicted: np
     round-off, N_equiv infinite) gets no bias fraction and no variance ratio.
     """
     k = binning.n_cells
-    row = {**_setting_key(setting), "binning": binning.coordinate,
-           "n_quantiles": binning.n_quantiles, "n_cells": k, "n_replicas": len(p),
-           "n_failed": n_failed}
+    row = {
+        **_setting_key(setting),
+        "binning": binning.coordinate,
+        "n_quantiles": binning.n_quantiles,
+        "n_cells": k,
+        "n_replicas": len(p),
+        "n_failed": n_failed,
+    }
     if len(p) == 0:
         return row | {c: float("nan") for c in UNCERTAINTY_COLUMNS if c not in row}
     mse_mean, bias2, variance = decompose(p)
@@ -335,12 +373,16 @@ def binning_row(setting: Setting, binning: Binning, p: np.ndarray, predicted: np
     exact = not np.isfinite(n_eq)
     ratio, error = (float("nan"), float("nan")) if exact else ratio_with_error(predicted, p)
     return row | {
-        "mse_mean": mse_mean, "bias2": bias2, "variance": variance,
+        "mse_mean": mse_mean,
+        "bias2": bias2,
+        "variance": variance,
         "bias2_fraction": float("nan") if exact else bias2 / mse_mean,
-        "n_equiv": n_eq, "n_equiv_bias2": float(qt.n_equiv(bias2, k)),
+        "n_equiv": n_eq,
+        "n_equiv_bias2": float(qt.n_equiv(bias2, k)),
         "n_equiv_variance": float(qt.n_equiv(variance, k)),
         "predicted_variance": float(np.mean(predicted)),
-        "variance_ratio": ratio, "variance_ratio_err": error,
+        "variance_ratio": ratio,
+        "variance_ratio_err": error,
     }
 
 
@@ -353,11 +395,18 @@ def parameter_rows(fits: FitReplicas) -> list[dict]:
         values, errors = fits.values[:, i], fits.errors[:, i]
         std = float(np.std(values, ddof=1)) if r > 1 else float("nan")
         median = float(np.median(errors)) if r else float("nan")
-        rows.append({**_setting_key(fits.setting), "parameter": name, "n_replicas": r,
-                     "n_failed": fits.n_failed,
-                     "mean": float(np.mean(values)) if r else float("nan"), "std": std,
-                     "error_median": median,
-                     "error_ratio": median / std if std > 0 else float("nan")})
+        rows.append(
+            {
+                **_setting_key(fits.setting),
+                "parameter": name,
+                "n_replicas": r,
+                "n_failed": fits.n_failed,
+                "mean": float(np.mean(values)) if r else float("nan"),
+                "std": std,
+                "error_median": median,
+                "error_ratio": median / std if std > 0 else float("nan"),
+            }
+        )
     return rows
 
 
@@ -378,14 +427,20 @@ def binning_rows(fits: FitReplicas, step: float = STEP) -> list[dict]:
         for b, jac in enumerate(jacobian(probabilities, theta, step * errors)):
             predicted[b].append(propagated_variance(jac, cov))
     return [
-        binning_row(fits.setting, binning, np.array(p[b]).reshape(-1, binning.n_cells),
-                    np.array(predicted[b]), fits.n_failed)
+        binning_row(
+            fits.setting,
+            binning,
+            np.array(p[b]).reshape(-1, binning.n_cells),
+            np.array(predicted[b]),
+            fits.n_failed,
+        )
         for b, binning in enumerate(fits.binnings)
     ]
 
 
-def fit_tables(results: str | Path, chunks: Sequence[Chunk],
-               step: float = STEP) -> tuple[pd.DataFrame, pd.DataFrame]:
+def fit_tables(
+    results: str | Path, chunks: Sequence[Chunk], step: float = STEP
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """tables/fit_uncertainty.csv and tables/fit_parameters.csv of a study's fit settings.
 
     Raises
@@ -397,8 +452,10 @@ def fit_tables(results: str | Path, chunks: Sequence[Chunk],
     for fits in collect(results, chunks):
         rows += binning_rows(fits, step)
         params += parameter_rows(fits)
-    return (pd.DataFrame(rows, columns=UNCERTAINTY_COLUMNS),
-            pd.DataFrame(params, columns=PARAMETER_COLUMNS))
+    return (
+        pd.DataFrame(rows, columns=UNCERTAINTY_COLUMNS),
+        pd.DataFrame(params, columns=PARAMETER_COLUMNS),
+    )
 
 
 def read_table(path: str | Path, columns: Sequence[str]) -> pd.DataFrame:

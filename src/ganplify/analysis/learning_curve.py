@@ -28,9 +28,20 @@ from ganplify.study.plan import Chunk
 REPLICA_COLUMNS = [*MSE_COLUMNS, "epoch", "spread_ratio"]
 
 COLUMNS = [
-    "target", "dim", "n_train", "generator", "epoch", "binning", "n_quantiles", "n_cells",
-    "n_replicas", "amplification", "amplification_lo", "amplification_hi",
-    "amplification_median", "n_collapsed",
+    "target",
+    "dim",
+    "n_train",
+    "generator",
+    "epoch",
+    "binning",
+    "n_quantiles",
+    "n_cells",
+    "n_replicas",
+    "amplification",
+    "amplification_lo",
+    "amplification_hi",
+    "amplification_median",
+    "n_collapsed",
 ]
 
 AUTO_POINTS = 10
@@ -68,18 +79,35 @@ def collect(results: str | Path, chunks: Sequence[Chunk]) -> tuple[pd.DataFrame,
                 raise ResultsError(f"{path}: belongs to another replica")
             tables.append(table)
             for epoch, part in table.groupby("epoch"):
-                rows.append((s.target, s.dim, s.n_train, s.generator, s.phash, seed, "done", "",
-                             float(part["spread_ratio"].iloc[0]), s.replica_dir(seed),
-                             int(epoch)))
-    mse = (pd.concat(tables, ignore_index=True) if tables
-           else pd.DataFrame(columns=REPLICA_COLUMNS))
+                rows.append(
+                    (
+                        s.target,
+                        s.dim,
+                        s.n_train,
+                        s.generator,
+                        s.phash,
+                        seed,
+                        "done",
+                        "",
+                        float(part["spread_ratio"].iloc[0]),
+                        s.replica_dir(seed),
+                        int(epoch),
+                    )
+                )
+    mse = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=REPLICA_COLUMNS)
     mse["n_generated"] = mse["n_generated"].astype("Int64")
     return mse, pd.DataFrame(rows, columns=[*amp.REPLICA_COLUMNS, "epoch"])
 
 
 def learning_table(
-    mse: pd.DataFrame, replicas: pd.DataFrame, *, n_boot: int, interval: float, seed: int,
-    collapse_spread: float, saturation: float,
+    mse: pd.DataFrame,
+    replicas: pd.DataFrame,
+    *,
+    n_boot: int,
+    interval: float,
+    seed: int,
+    collapse_spread: float,
+    saturation: float,
 ) -> pd.DataFrame:
     """tables/learning_curve.csv: per setting, generator, epoch and binning, the asymptotic
     amplification of the replica-mean MSE with its interval, the median replica's, and the
@@ -89,8 +117,14 @@ def learning_table(
         part = mse[mse["epoch"] == epoch].drop(columns=["epoch", "spread_ratio"])
         reps = replicas[replicas["epoch"] == epoch].drop(columns=["epoch"])
         table = amp.amplification_table(
-            part, reps, n_boot=n_boot, interval=interval, seed=seed + int(epoch),
-            collapse_spread=collapse_spread, saturation=saturation, pass_probabilities=(),
+            part,
+            reps,
+            n_boot=n_boot,
+            interval=interval,
+            seed=seed + int(epoch),
+            collapse_spread=collapse_spread,
+            saturation=saturation,
+            pass_probabilities=(),
         )
         n = pd.to_numeric(table["n_generated"], errors="coerce")
         out.append(table[np.isinf(n)].assign(epoch=int(epoch)))
@@ -98,4 +132,5 @@ def learning_table(
         return pd.DataFrame(columns=COLUMNS)
     return pd.concat(out, ignore_index=True)[COLUMNS].sort_values(
         ["target", "dim", "n_train", "generator", "binning", "n_quantiles", "epoch"],
-        ignore_index=True)
+        ignore_index=True,
+    )

@@ -52,14 +52,33 @@ BINNING = ["binning", "n_quantiles", "n_cells"]
 
 # tables/robustness.csv: the realised check, one row per setting x binning x n_generated of the
 # generators evaluated on generated (or, for the truth sample, sampled) events.
-REALISED_COLUMNS = [*SETTING, *BINNING, "n_generated", "n_replicas", "chi2_critical",
-                    "chi2_mean", "n_pass", "pass_fraction", "pass_expected",
-                    "pass_fraction_err", "pass_at_mean_mse"]
+REALISED_COLUMNS = [
+    *SETTING,
+    *BINNING,
+    "n_generated",
+    "n_replicas",
+    "chi2_critical",
+    "chi2_mean",
+    "n_pass",
+    "pass_fraction",
+    "pass_expected",
+    "pass_fraction_err",
+    "pass_at_mean_mse",
+]
 
 # tables/robustness_limits.csv: per setting and pass probability, the binning with the
 # smallest N_robust among the generator's own (asymptotic or exact) rows.
-LIMIT_COLUMNS = [*SETTING, "n_generated", "pass_probability", *BINNING, "n_binnings",
-                 "n_equiv", "amplification", "n_robust", "amplification_robust"]
+LIMIT_COLUMNS = [
+    *SETTING,
+    "n_generated",
+    "pass_probability",
+    *BINNING,
+    "n_binnings",
+    "n_equiv",
+    "amplification",
+    "n_robust",
+    "amplification_robust",
+]
 
 
 # --------------------------------------------------------------------------- the chi-square rule
@@ -72,8 +91,9 @@ def critical_value(n_cells: int | np.ndarray, cl: float) -> np.ndarray:
     return chi2.ppf(cl, np.asarray(n_cells, dtype=np.float64) - 1.0)
 
 
-def noncentrality(mse_inf: np.ndarray, n_cells: int | np.ndarray,
-                  n: float | np.ndarray) -> np.ndarray:
+def noncentrality(
+    mse_inf: np.ndarray, n_cells: int | np.ndarray, n: float | np.ndarray
+) -> np.ndarray:
     """lambda = n K^2 max(MSE_inf, 0): the chi-square's noncentrality for n events.
 
     A negative MSE_inf (a noisy asymptotic estimate) is clipped at 0, the truth's value.
@@ -82,8 +102,7 @@ def noncentrality(mse_inf: np.ndarray, n_cells: int | np.ndarray,
     return np.asarray(n, dtype=np.float64) * k * k * np.maximum(np.asarray(mse_inf), 0.0)
 
 
-def realised_chi2(mse: np.ndarray, n_cells: int | np.ndarray,
-                  n: float | np.ndarray) -> np.ndarray:
+def realised_chi2(mse: np.ndarray, n_cells: int | np.ndarray, n: float | np.ndarray) -> np.ndarray:
     """Pearson chi-square of a histogram of n events against K equiprobable truth cells.
 
     sum_j (n_j - n/K)^2 / (n/K) = n K^2 MSE exactly, MSE the histogram's quantile MSE.
@@ -115,8 +134,15 @@ def _critical_noncentrality(n_cells: int, cl: float, pi: float) -> float:
     hi = 1.0
     while pass_probability(hi, n_cells, cl) > pi:  # bracket the root; P falls with lambda
         hi *= 2.0
-    return float(brentq(lambda lam: pass_probability(lam, n_cells, cl) - pi, 0.0, hi,
-                        xtol=1e-10 * max(c, 1.0), rtol=1e-12))
+    return float(
+        brentq(
+            lambda lam: pass_probability(lam, n_cells, cl) - pi,
+            0.0,
+            hi,
+            xtol=1e-10 * max(c, 1.0),
+            rtol=1e-12,
+        )
+    )
 
 
 def critical_noncentrality(n_cells: int | np.ndarray, cl: float, pi: float) -> np.ndarray:
@@ -157,8 +183,7 @@ def expected_rule_factor(n_cells: int | np.ndarray, cl: float) -> np.ndarray:
     return critical_value(n_cells, cl) / dof - 1.0
 
 
-def n_robust(mse_mean: np.ndarray, n_cells: int | np.ndarray, cl: float,
-             pi: float) -> np.ndarray:
+def n_robust(mse_mean: np.ndarray, n_cells: int | np.ndarray, cl: float, pi: float) -> np.ndarray:
     """N_robust = N_equiv(MSE) lambda* / (K - 1): the largest N that passes with probability
     ``pi`` at confidence level ``cl``, for a generator whose own MSE is ``mse_mean``.
 
@@ -178,8 +203,9 @@ def column(name: str, pi: float) -> str:
 
 def robust_columns(pass_probabilities: Sequence[float]) -> list[str]:
     """n_robust_<pct>, amplification_robust_<pct> for each pass probability, in order."""
-    return [column(c, pi) for pi in pass_probabilities
-            for c in ("n_robust", "amplification_robust")]
+    return [
+        column(c, pi) for pi in pass_probabilities for c in ("n_robust", "amplification_robust")
+    ]
 
 
 # --------------------------------------------------------------------------- the realised check
@@ -194,16 +220,21 @@ def replica_asymptote(mse: pd.DataFrame, truth: Collection[str]) -> pd.Series:
     key = [*SETTING, *BINNING, "seed"]
     n = mse["n_generated"].astype(float)
     last = n == n.groupby([mse[c] for c in key]).transform("max")
-    asym = mse[last].assign(mse_inf=qt.asymptotic_mse(
-        mse.loc[last, "mse"].to_numpy(float), mse.loc[last, "n_cells"].to_numpy(float),
-        n[last].to_numpy()))
+    asym = mse[last].assign(
+        mse_inf=qt.asymptotic_mse(
+            mse.loc[last, "mse"].to_numpy(float),
+            mse.loc[last, "n_cells"].to_numpy(float),
+            n[last].to_numpy(),
+        )
+    )
     out = mse[key].merge(asym[[*key, "mse_inf"]], on=key, how="left")["mse_inf"]
     out.index = mse.index
     return out.where(~mse["generator"].isin(truth), 0.0)
 
 
-def realised_table(mse: pd.DataFrame, cl: float = 0.95,
-                   truth: Collection[str] | None = None) -> pd.DataFrame:
+def realised_table(
+    mse: pd.DataFrame, cl: float = 0.95, truth: Collection[str] | None = None
+) -> pd.DataFrame:
     """The realised chi-square check (`REALISED_COLUMNS`) from tables/mse.csv.
 
     Per setting, binning and n_generated N, over the R replicas: the realised chi-square
@@ -236,11 +267,20 @@ def realised_table(mse: pd.DataFrame, cl: float = 0.95,
     crit = critical_value(k, cl)
     stat = realised_chi2(sampled["mse"].to_numpy(float), k, n)
     rows = sampled[[*SETTING, *BINNING, "n_generated"]].assign(
-        chi2=stat, passed=stat <= crit, p=p, pq=p * (1.0 - p), mse_inf=mse_inf)
-    out = rows.groupby([*SETTING, *BINNING, "n_generated"], sort=True).agg(
-        n_replicas=("chi2", "size"), chi2_mean=("chi2", "mean"), n_pass=("passed", "sum"),
-        pass_expected=("p", "mean"), pq=("pq", "sum"), mse_inf=("mse_inf", "mean"),
-    ).reset_index()
+        chi2=stat, passed=stat <= crit, p=p, pq=p * (1.0 - p), mse_inf=mse_inf
+    )
+    out = (
+        rows.groupby([*SETTING, *BINNING, "n_generated"], sort=True)
+        .agg(
+            n_replicas=("chi2", "size"),
+            chi2_mean=("chi2", "mean"),
+            n_pass=("passed", "sum"),
+            pass_expected=("p", "mean"),
+            pq=("pq", "sum"),
+            mse_inf=("mse_inf", "mean"),
+        )
+        .reset_index()
+    )
     out["n_generated"] = out["n_generated"].astype("Int64")
     n_out = out["n_generated"].to_numpy(float)
     k_out = out["n_cells"].to_numpy(float)
@@ -248,15 +288,17 @@ def realised_table(mse: pd.DataFrame, cl: float = 0.95,
     out["pass_fraction"] = out["n_pass"] / out["n_replicas"]
     out["pass_fraction_err"] = np.sqrt(out["pq"]) / out["n_replicas"]
     out["pass_at_mean_mse"] = pass_probability(
-        noncentrality(out["mse_inf"].to_numpy(float), k_out, n_out), k_out, cl)
+        noncentrality(out["mse_inf"].to_numpy(float), k_out, n_out), k_out, cl
+    )
     return out[REALISED_COLUMNS]
 
 
 # --------------------------------------------------------------------------- every distribution
 
 
-def limits_table(amplification: pd.DataFrame,
-                 pass_probabilities: Sequence[float] = PASS_PROBABILITIES) -> pd.DataFrame:
+def limits_table(
+    amplification: pd.DataFrame, pass_probabilities: Sequence[float] = PASS_PROBABILITIES
+) -> pd.DataFrame:
     """The strictest reading (`LIMIT_COLUMNS`): per setting and pass probability, the binning
     whose N_robust is smallest, among the generator's own (asymptotic or exact) rows.
 
@@ -280,13 +322,17 @@ def limits_table(amplification: pd.DataFrame,
             if values.isna().all():
                 continue
             best = group.loc[values.idxmin()]
-            rows.append({
-                **{c: best[c] for c in [*SETTING, "n_generated", *BINNING]},
-                "pass_probability": pi, "n_binnings": len(group),
-                "n_equiv": best["n_equiv"], "amplification": best["amplification"],
-                "n_robust": best[n_col],
-                "amplification_robust": best[column("amplification_robust", pi)],
-            })
+            rows.append(
+                {
+                    **{c: best[c] for c in [*SETTING, "n_generated", *BINNING]},
+                    "pass_probability": pi,
+                    "n_binnings": len(group),
+                    "n_equiv": best["n_equiv"],
+                    "amplification": best["amplification"],
+                    "n_robust": best[n_col],
+                    "amplification_robust": best[column("amplification_robust", pi)],
+                }
+            )
     return pd.DataFrame(rows, columns=LIMIT_COLUMNS)
 
 

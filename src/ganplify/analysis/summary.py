@@ -77,19 +77,26 @@ def headline(
     several_targets = table["target"].nunique() > 1
     out = []
     for (target, dim, n_train, binning, q), by_generator in sorted(
-        cells.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2], kv[0][3] == "joint",
-                                       kv[0][3], kv[0][4])
+        cells.items(),
+        key=lambda kv: (kv[0][0], kv[0][1], kv[0][2], kv[0][3] == "joint", kv[0][3], kv[0][4]),
     ):
         setting = f"d={dim}, n_train={n_train}" + (f", {target}" if several_targets else "")
-        out.append({"setting": setting, "binning": binning_label(binning, q, dim),
-                    **{g: by_generator.get(g, "") for g in order}})
+        out.append(
+            {
+                "setting": setting,
+                "binning": binning_label(binning, q, dim),
+                **{g: by_generator.get(g, "") for g in order},
+            }
+        )
     return pd.DataFrame(out, columns=["setting", "binning", *order])
 
 
 def to_markdown(frame: pd.DataFrame, labels: bool = True) -> str:
     """A Markdown table; generator columns get their labels."""
-    names = [generators.REGISTRY[c].label if labels and c in generators.REGISTRY else c
-             for c in frame.columns]
+    names = [
+        generators.REGISTRY[c].label if labels and c in generators.REGISTRY else c
+        for c in frame.columns
+    ]
     lines = ["| " + " | ".join(names) + " |", "|" + "---|" * len(names)]
     lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in frame.to_numpy()]
     return "\n".join(lines)

@@ -257,8 +257,15 @@ def measure(spec: Spec) -> Measured:
     timings = rates.time_products(counter.products, device)
     products = rates.products_gflops(timings)
     sgemm = rates.sgemm_gflops(spec.sgemm_size or rates.SGEMM_SIZE[device.type], device)
-    row = Row(**{**asdict(row), "products_gflops": products, "sgemm_gflops": sgemm,
-                 "of_products": gflops / products, "of_sgemm": gflops / sgemm})
+    row = Row(
+        **{
+            **asdict(row),
+            "products_gflops": products,
+            "sgemm_gflops": sgemm,
+            "of_products": gflops / products,
+            "of_sgemm": gflops / sgemm,
+        }
+    )
     return Measured(row, timings)
 
 
@@ -302,17 +309,24 @@ def format_table(rows: list[Row], device: str) -> str:
 
 def format_rates(rows: list[Row], sgemm_size: str) -> str:
     """The step's GFLOP/s as fractions of the sgemm's and of its own products' rates."""
-    head = (f"{'generator':<14}{'impl':<9}{'K':>5}{'step GFLOP/s':>14}{'products':>10}"
-            f"{'sgemm':>8}{'of products':>13}{'of sgemm':>10}")
-    lines = [f"achieved GFLOP/s against this machine's matmul rates, measured in the same "
-             f"process: the step's own products run alone, and a {sgemm_size} float32 sgemm",
-             head, "-" * len(head)]
+    head = (
+        f"{'generator':<14}{'impl':<9}{'K':>5}{'step GFLOP/s':>14}{'products':>10}"
+        f"{'sgemm':>8}{'of products':>13}{'of sgemm':>10}"
+    )
+    lines = [
+        f"achieved GFLOP/s against this machine's matmul rates, measured in the same "
+        f"process: the step's own products run alone, and a {sgemm_size} float32 sgemm",
+        head,
+        "-" * len(head),
+    ]
     for r in rows:
         if r.sgemm_gflops is None:
             continue
-        lines.append(f"{r.generator:<14}{r.impl:<9}{r.k:>5}{r.gflops:>14.1f}"
-                     f"{r.products_gflops:>10.1f}{r.sgemm_gflops:>8.1f}{r.of_products:>13.1%}"
-                     f"{r.of_sgemm:>10.1%}")
+        lines.append(
+            f"{r.generator:<14}{r.impl:<9}{r.k:>5}{r.gflops:>14.1f}"
+            f"{r.products_gflops:>10.1f}{r.sgemm_gflops:>8.1f}{r.of_products:>13.1%}"
+            f"{r.of_sgemm:>10.1%}"
+        )
     return "\n".join(lines)
 
 
@@ -343,42 +357,55 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of `ganplify bench`."""
     parser.add_argument("--dim", type=int, default=1, help="phase-space dimension (default 1)")
     parser.add_argument(
-        "--ks", default=",".join(map(str, DEFAULT_KS)),
+        "--ks",
+        default=",".join(map(str, DEFAULT_KS)),
         help="comma-separated ensemble sizes (default 1,4,16,64,256)",
     )
     parser.add_argument("--steps", type=int, default=10, help="timed steps per size (median)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps first")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument(
-        "--set-input", choices=("differences", "points"), default="differences",
+        "--set-input",
+        choices=("differences", "points"),
+        default="differences",
         help="what the discriminator's Phi sees (default: the paper's differences)",
     )
     parser.add_argument(
-        "--threads", type=int, default=torch.get_num_threads(),
+        "--threads",
+        type=int,
+        default=torch.get_num_threads(),
         help="torch intra-op threads (default: torch's default here)",
     )
     parser.add_argument(
-        "--generators", default=Gan.name,
+        "--generators",
+        default=Gan.name,
         help=f"comma-separated neural generators to measure: "
-             f"{', '.join(generators.having('neural'))} (default {Gan.name}; the plain "
-             "reference is the GAN's)",
+        f"{', '.join(generators.having('neural'))} (default {Gan.name}; the plain "
+        "reference is the GAN's)",
     )
     parser.add_argument("--no-plain", action="store_true", help="skip the plain reference")
     parser.add_argument(
-        "--no-isolate", action="store_true",
+        "--no-isolate",
+        action="store_true",
         help="measure in this process (faster; no CPU peak memory)",
     )
     parser.add_argument(
-        "--no-rates", action="store_true",
+        "--no-rates",
+        action="store_true",
         help="skip timing the sgemm and the step's products alone (faster)",
     )
     parser.add_argument(
-        "--sgemm-size", type=int, default=0,
+        "--sgemm-size",
+        type=int,
+        default=0,
         help=f"n of the n x n x n float32 sgemm (default {rates.SGEMM_SIZE['cpu']} on CPU, "
-             f"{rates.SGEMM_SIZE['cuda']} on CUDA)",
+        f"{rates.SGEMM_SIZE['cuda']} on CUDA)",
     )
     parser.add_argument(
-        "--products", type=int, default=0, metavar="N",
+        "--products",
+        type=int,
+        default=0,
+        metavar="N",
         help="also print each row's N products that take the most time alone",
     )
     parser.add_argument("--output", type=Path, help="also write the table as CSV")
@@ -393,34 +420,58 @@ def run(args: argparse.Namespace) -> int:
     names = [g.strip() for g in str(args.generators).split(",") if g.strip()]
     allowed = generators.having("neural")
     if not names or any(g not in allowed for g in names):
-        print(f"ganplify bench: --generators {args.generators!r}: allowed are "
-              f"{', '.join(allowed)}", file=sys.stderr)
+        print(
+            f"ganplify bench: --generators {args.generators!r}: allowed are {', '.join(allowed)}",
+            file=sys.stderr,
+        )
         return 2
     impls = [(Gan.name, "plain", 1)] if Gan.name in names and not args.no_plain else []
     impls += [(g, "ensemble", k) for g in names for k in ks]
     rows: list[Row] = []
     details: list[str] = []
     for gen, impl, k in impls:
-        spec = Spec(impl, k, gen, args.dim, args.steps, args.warmup, str(device),
-                    args.set_input, args.threads, not args.no_rates, args.sgemm_size)
+        spec = Spec(
+            impl,
+            k,
+            gen,
+            args.dim,
+            args.steps,
+            args.warmup,
+            str(device),
+            args.set_input,
+            args.threads,
+            not args.no_rates,
+            args.sgemm_size,
+        )
         measured = measure(spec) if args.no_isolate else measure_isolated(spec)
         row = measured.row
         if args.products > 0 and measured.products:
-            details.append(rates.format_products(f"{gen} {impl} K={k}", measured.products,
-                                                 args.products))
+            details.append(
+                rates.format_products(f"{gen} {impl} K={k}", measured.products, args.products)
+            )
         if args.no_isolate and device.type == "cpu":
             row = Row(**{**asdict(row), "peak_mib": None})  # the process peak says nothing
         rows.append(row)
-        print(f"measured {gen} {impl} K={k}: {row.s_per_replica_step * 1e3:.2f} ms per "
-              "replica-step",
-              file=sys.stderr, flush=True)
+        print(
+            f"measured {gen} {impl} K={k}: {row.s_per_replica_step * 1e3:.2f} ms per replica-step",
+            file=sys.stderr,
+            flush=True,
+        )
     plain = next((r for r in rows if r.impl == "plain"), None)
     if plain is not None:
-        rows = [Row(**{**asdict(r), "speedup": plain.s_per_replica_step / r.s_per_replica_step})
-                if r.generator == Gan.name else r for r in rows]
+        rows = [
+            Row(**{**asdict(r), "speedup": plain.s_per_replica_step / r.s_per_replica_step})
+            if r.generator == Gan.name
+            else r
+            for r in rows
+        ]
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-    print(format_table(rows, f"{device} ({name}), {args.threads} threads, "
-                             f"set_input={args.set_input}, d={args.dim}"))
+    print(
+        format_table(
+            rows,
+            f"{device} ({name}), {args.threads} threads, set_input={args.set_input}, d={args.dim}",
+        )
+    )
     if not args.no_rates:
         n = args.sgemm_size or rates.SGEMM_SIZE[device.type]
         print("\n" + format_rates(rows, f"{n}^3"))

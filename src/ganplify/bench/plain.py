@@ -54,8 +54,10 @@ def plain_train_step(
     else:
         z_d, noise, z_g = draws.d_noise[0], draws.data_noise[0], draws.g_noise[0]
         gm_d, dm, gm_g, gmd = (
-            draws.d_generator_masks[0], draws.d_masks[0],
-            draws.g_generator_masks[0], draws.g_masks[0],
+            draws.d_generator_masks[0],
+            draws.d_masks[0],
+            draws.g_generator_masks[0],
+            draws.g_masks[0],
         )
         dm_real, dm_fake = dm[:, :b], dm[:, b:]
 

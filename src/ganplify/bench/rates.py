@@ -144,7 +144,9 @@ def _sync(device: torch.device) -> None:
 
 
 def seconds_per_call(
-    fn: Callable[[], object], device: torch.device, windows: int = WINDOWS,
+    fn: Callable[[], object],
+    device: torch.device,
+    windows: int = WINDOWS,
     window_s: float = WINDOW_S,
 ) -> float:
     """Median seconds per call of ``fn`` over ``windows`` windows of repeated calls.
@@ -202,8 +204,7 @@ def time_products(products: Counter[Product], device: torch.device) -> list[Prod
     out = []
     for prod, calls in products.items():
         seconds = seconds_per_call(prod.call(), device)
-        out.append(ProductTiming(prod.name, prod.operands, calls, prod.flops / 1e6,
-                                 seconds * 1e6))
+        out.append(ProductTiming(prod.name, prod.operands, calls, prod.flops / 1e6, seconds * 1e6))
     return sorted(out, key=lambda t: -t.seconds)
 
 
@@ -217,12 +218,19 @@ def products_gflops(timings: list[ProductTiming]) -> float:
 def format_products(label: str, timings: list[ProductTiming], top: int) -> str:
     """The ``top`` products that need the most time alone, with their share of it."""
     total = sum(t.seconds for t in timings) or float("nan")
-    head = (f"{'op':<22}{'operands':<48}{'calls':>6}{'MFLOP':>9}{'us/call':>10}"
-            f"{'GFLOP/s':>9}{'share':>7}")
-    lines = [f"{label}: the step's products alone, slowest first "
-             f"({len(timings)} distinct, {products_gflops(timings):.1f} GFLOP/s together)",
-             head, "-" * len(head)]
+    head = (
+        f"{'op':<22}{'operands':<48}{'calls':>6}{'MFLOP':>9}{'us/call':>10}"
+        f"{'GFLOP/s':>9}{'share':>7}"
+    )
+    lines = [
+        f"{label}: the step's products alone, slowest first "
+        f"({len(timings)} distinct, {products_gflops(timings):.1f} GFLOP/s together)",
+        head,
+        "-" * len(head),
+    ]
     for t in timings[:top]:
-        lines.append(f"{t.op:<22}{t.operands:<48}{t.calls:>6}{t.mflop:>9.2f}"
-                     f"{t.us_per_call:>10.1f}{t.gflops:>9.1f}{t.seconds / total:>7.1%}")
+        lines.append(
+            f"{t.op:<22}{t.operands:<48}{t.calls:>6}{t.mflop:>9.2f}"
+            f"{t.us_per_call:>10.1f}{t.gflops:>9.1f}{t.seconds / total:>7.1%}"
+        )
     return "\n".join(lines)

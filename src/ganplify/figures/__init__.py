@@ -142,11 +142,14 @@ def _fig1(results: Path, config: Mapping, table, stem: Path) -> list[Path]:
     model = _model_sample(results, config, 1, n_train, seed, 100_000)
     train = study_data.training_set(make_target(shown_target(config), 1), n_train, seed)
     return paper.truth_figure(
-        stem, train=train, fit_values=fit_values,
+        stem,
+        train=train,
+        fit_values=fit_values,
         generated=None if model is None else model[1],
         generated_label=None if model is None else style.generator_label(model[0], 1),
         generated_color=None if model is None else style.generator_color(model[0]),
-        n_quantiles=10, title=f"camel back, replica seed {seed}",
+        n_quantiles=10,
+        title=f"camel back, replica seed {seed}",
     )
 
 
@@ -155,8 +158,14 @@ def _mse(dim: int, title: str, panels: Callable[[Mapping], list[tuple[str, int]]
         from ganplify.figures import paper
 
         n_train = _n_train(config, dim)
-        return paper.mse_figure(table, stem, dim=dim, n_train=n_train, panels=panels(config),
-                                title=f"{title}, $n_{{train}}$ = {n_train}")
+        return paper.mse_figure(
+            table,
+            stem,
+            dim=dim,
+            n_train=n_train,
+            panels=panels(config),
+            title=f"{title}, $n_{{train}}$ = {n_train}",
+        )
 
     return draw
 
@@ -184,10 +193,12 @@ def _fig5(results: Path, config: Mapping, table, stem: Path) -> list[Path]:
     model = _model_sample(results, config, 2, n_train, seed, 100_000)
     if model is not None:
         name, x = model
-        maps.append((f"{style.generator_label(name, 2)} ({len(x):,} events)",
-                     counter.counts(x)[0] / len(x)))
-    return paper.polar_cells_figure(stem, fractions=maps, r_edges=edges(target, "r", q),
-                                    phi_edges=edges(target, "phi1", q))
+        maps.append(
+            (f"{style.generator_label(name, 2)} ({len(x):,} events)", counter.counts(x)[0] / len(x))
+        )
+    return paper.polar_cells_figure(
+        stem, fractions=maps, r_edges=edges(target, "r", q), phi_edges=edges(target, "phi1", q)
+    )
 
 
 def _fig7(results: Path, config: Mapping, table, stem: Path) -> list[Path]:
@@ -195,8 +206,14 @@ def _fig7(results: Path, config: Mapping, table, stem: Path) -> list[Path]:
 
     n_train = _n_train(config, 5)
     fine = [q for q in sorted(cfg.axes(config, 5)["joint"]) if q >= 4]
-    return paper.shell_cells_figure(table, stem, dim=5, n_train=n_train, fine=fine,
-                                    title=f"spherical shell (d=5), $n_{{train}}$ = {n_train}")
+    return paper.shell_cells_figure(
+        table,
+        stem,
+        dim=5,
+        n_train=n_train,
+        fine=fine,
+        title=f"spherical shell (d=5), $n_{{train}}$ = {n_train}",
+    )
 
 
 def _interval(config: Mapping) -> float:
@@ -207,10 +224,16 @@ def _interval(config: Mapping) -> float:
 def _vs_events(results: Path, config: Mapping, table, stem: Path) -> list[Path]:
     from ganplify.figures import amplification as plots
 
-    settings = sorted({(d, n) for d, n, g in table[["dim", "n_train", "generator"]]
-                       .itertuples(index=False) if generators.is_model(g)})
-    return plots.amplification_vs_events_figure(table, stem, settings=settings,
-                                                interval=_interval(config))
+    settings = sorted(
+        {
+            (d, n)
+            for d, n, g in table[["dim", "n_train", "generator"]].itertuples(index=False)
+            if generators.is_model(g)
+        }
+    )
+    return plots.amplification_vs_events_figure(
+        table, stem, settings=settings, interval=_interval(config)
+    )
 
 
 def _vs_n_train(results: Path, config: Mapping, table, stem: Path) -> list[Path]:
@@ -234,8 +257,9 @@ def _losses(results: Path, config: Mapping, table, stem: Path) -> list[Path]:
             if path.is_file():
                 frames.append(pd.read_csv(path).assign(seed=seed))
         if frames:
-            histories.append((f"{gen.label_for(s.dim)}, d={s.dim}, n_train={s.n_train}",
-                              pd.concat(frames)))
+            histories.append(
+                (f"{gen.label_for(s.dim)}, d={s.dim}, n_train={s.n_train}", pd.concat(frames))
+            )
     if not histories:
         raise ResultsError("no adversarial loss history (losses.csv) in this study")
     return paper.loss_figure(stem, histories)
@@ -258,8 +282,9 @@ def _robustness(results: Path, config: Mapping, table, stem: Path) -> list[Path]
 
     agg = config["aggregate"]  # the strict rule at the first required pass probability
     robust = table[rb.column("amplification_robust", agg["pass_probability"][0])]
-    return plots.robustness_figure(table.assign(amplification_robust=robust), stem,
-                                   agg["robust_cl"])
+    return plots.robustness_figure(
+        table.assign(amplification_robust=robust), stem, agg["robust_cl"]
+    )
 
 
 def _learning_curve(results: Path, config: Mapping, table, stem: Path) -> list[Path]:
@@ -268,8 +293,9 @@ def _learning_curve(results: Path, config: Mapping, table, stem: Path) -> list[P
     curve = read_table(results / layout.table("learning_curve"), learning_curve.COLUMNS)
     curve = curve[curve["target"] == shown_target(config)]
     if curve.empty:
-        raise ResultsError("tables/learning_curve.csv has no rows: every neural generator ran "
-                           "with snapshots: []")
+        raise ResultsError(
+            "tables/learning_curve.csv has no rows: every neural generator ran with snapshots: []"
+        )
     return learning.learning_curve_figure(curve, stem, config["aggregate"]["interval"])
 
 
@@ -279,8 +305,11 @@ def _chi2_pass(results: Path, config: Mapping, table, stem: Path) -> list[Path]:
     agg = config["aggregate"]
     realised = rb.read_table(results / layout.table("robustness"), rb.REALISED_COLUMNS)
     return robustness_plot.pass_fraction_figure(
-        realised[realised["target"] == shown_target(config)], stem, cl=agg["robust_cl"],
-        pass_probabilities=agg["pass_probability"])
+        realised[realised["target"] == shown_target(config)],
+        stem,
+        cl=agg["robust_cl"],
+        pass_probabilities=agg["pass_probability"],
+    )
 
 
 def _fit_uncertainty(results: Path, config: Mapping, table, stem: Path) -> list[Path]:
@@ -288,19 +317,25 @@ def _fit_uncertainty(results: Path, config: Mapping, table, stem: Path) -> list[
 
     uncertainty, parameters = (
         fu.read_table(results / layout.table(name), columns)
-        for name, columns in zip(fu.TABLES, (fu.UNCERTAINTY_COLUMNS, fu.PARAMETER_COLUMNS),
-                                 strict=True)
+        for name, columns in zip(
+            fu.TABLES, (fu.UNCERTAINTY_COLUMNS, fu.PARAMETER_COLUMNS), strict=True
+        )
     )
     shown = shown_target(config)  # like the table it gets, one target
-    return families.fit_uncertainty_figure(uncertainty[uncertainty["target"] == shown],
-                                        parameters[parameters["target"] == shown], table, stem)
+    return families.fit_uncertainty_figure(
+        uncertainty[uncertainty["target"] == shown],
+        parameters[parameters["target"] == shown],
+        table,
+        stem,
+    )
 
 
 def _truth_families(results: Path, config: Mapping, table, stem: Path) -> list[Path]:
     from ganplify.figures import families
 
-    return families.truth_families_figure(table, stem, targets=cfg.targets(config),
-                                          interval=_interval(config))
+    return families.truth_families_figure(
+        table, stem, targets=cfg.targets(config), interval=_interval(config)
+    )
 
 
 FIGURES: dict[str, Figure] = {
@@ -326,14 +361,22 @@ FIGURES: dict[str, Figure] = {
     "league": Figure(_has_generator(generators.is_model), _league),
     "effective_parameters": Figure(_has_generator(generators.is_model), _effective_parameters),
     "robustness": Figure(_has_generator(generators.is_model), _robustness),
-    "chi2_pass": Figure(_has_generator(generators.is_model), _chi2_pass,
-                        ("amplification", "robustness")),
-    "learning_curve": Figure(_has_generator(lambda g: generators.REGISTRY[g].neural),
-                             _learning_curve, ("learning_curve",)),
-    "fit_uncertainty": Figure(_applies_fit_uncertainty, _fit_uncertainty,
-                              ("amplification", "fit_uncertainty", "fit_parameters")),
+    "chi2_pass": Figure(
+        _has_generator(generators.is_model), _chi2_pass, ("amplification", "robustness")
+    ),
+    "learning_curve": Figure(
+        _has_generator(lambda g: generators.REGISTRY[g].neural),
+        _learning_curve,
+        ("learning_curve",),
+    ),
+    "fit_uncertainty": Figure(
+        _applies_fit_uncertainty,
+        _fit_uncertainty,
+        ("amplification", "fit_uncertainty", "fit_parameters"),
+    ),
     "truth_families": Figure(
-        lambda c: _several_targets(c) and _has_generator(generators.is_model)(c), _truth_families,
+        lambda c: _several_targets(c) and _has_generator(generators.is_model)(c),
+        _truth_families,
         all_targets=True,
     ),
 }

@@ -40,14 +40,20 @@ LEAGUE_N_GENERATED = 10_000
 def interval_key(interval: float | None, what: str = "band") -> tuple[Any, str]:
     """A legend entry saying what a band (or error bar) of amplification is."""
     level = "" if interval is None else f"{interval:.0%} "
-    handle = (Patch(color="0.4", alpha=0.25, lw=0) if what == "band"
-              else Line2D([], [], color="0.4", marker="|", ls="none", ms=6))
+    handle = (
+        Patch(color="0.4", alpha=0.25, lw=0)
+        if what == "band"
+        else Line2D([], [], color="0.4", marker="|", ls="none", ms=6)
+    )
     return handle, f"{what}: {level}interval of the replica mean"
 
 
 @styled
 def amplification_vs_events_figure(
-    table: pd.DataFrame, stem: str | Path, *, settings: Sequence[tuple[int, int]],
+    table: pd.DataFrame,
+    stem: str | Path,
+    *,
+    settings: Sequence[tuple[int, int]],
     interval: float | None = None,
 ) -> list[Path]:
     """Amplification against the number of generated events, one panel per setting (dim,
@@ -58,39 +64,62 @@ def amplification_vs_events_figure(
     (the configured aggregate.interval) names the bands' level in the legend.
     """
     panels = [
-        (dim, n_train, b, q) for dim, n_train in settings
+        (dim, n_train, b, q)
+        for dim, n_train in settings
         for b, q in sorted(
-            {(b, q) for b, q in table[(table["dim"] == dim) & (table["n_train"] == n_train)]
-             [["binning", "n_quantiles"]].itertuples(index=False)},
-            key=lambda bq: (bq[0] == "joint", bq[0], bq[1]))
+            {
+                (b, q)
+                for b, q in table[(table["dim"] == dim) & (table["n_train"] == n_train)][
+                    ["binning", "n_quantiles"]
+                ].itertuples(index=False)
+            },
+            key=lambda bq: (bq[0] == "joint", bq[0], bq[1]),
+        )
     ]
     models = table[table["generator"].map(generators.is_model) & np.isfinite(table["n_generated"])]
     n_gen = models["n_generated"]
     x_range = (n_gen.min() / 2, n_gen.max() * 2) if len(n_gen) else (1e2, 1e6)
     fig, axes = panel_grid(len(panels), cols=4, panel_height=1.75)
     for ax, (dim, n_train, binning, q) in zip(axes, panels, strict=False):
-        sel = table[(table["dim"] == dim) & (table["n_train"] == n_train)
-                    & (table["binning"] == binning) & (table["n_quantiles"] == q)
-                    & table["generator"].map(generators.is_model)]
+        sel = table[
+            (table["dim"] == dim)
+            & (table["n_train"] == n_train)
+            & (table["binning"] == binning)
+            & (table["n_quantiles"] == q)
+            & table["generator"].map(generators.is_model)
+        ]
         for i, (gen, rows) in enumerate(sel.groupby("generator", sort=True)):
             color = generator_color(gen, i)
             label = replica_label(gen, dim, int(rows["n_replicas"].max()))
             curve = rows[np.isfinite(rows["n_generated"])].sort_values("n_generated")
             if len(curve):
                 n = curve["n_generated"].to_numpy(float)
-                ax.plot(n, curve["amplification"], color=color, marker="o", ms=2, lw=0.9,
-                        label=label)
-                ax.fill_between(n, curve["amplification_lo"], curve["amplification_hi"],
-                                color=color, alpha=0.2, lw=0)
+                ax.plot(
+                    n, curve["amplification"], color=color, marker="o", ms=2, lw=0.9, label=label
+                )
+                ax.fill_between(
+                    n,
+                    curve["amplification_lo"],
+                    curve["amplification_hi"],
+                    color=color,
+                    alpha=0.2,
+                    lw=0,
+                )
             for _, r in _asymptotic_or_exact(rows).iterrows():
                 if not np.isfinite(r["amplification"]):
                     continue  # exact by construction: nothing to draw
                 exact = pd.isna(r["n_generated"])
-                ax.axhline(r["amplification"], color=color, ls="-" if exact else ":", lw=0.9,
-                           label=label if exact else None)
+                ax.axhline(
+                    r["amplification"],
+                    color=color,
+                    ls="-" if exact else ":",
+                    lw=0.9,
+                    label=label if exact else None,
+                )
                 if np.isfinite(r["amplification_hi"]):
-                    ax.axhspan(r["amplification_lo"], r["amplification_hi"], color=color,
-                               alpha=0.1, lw=0)
+                    ax.axhspan(
+                        r["amplification_lo"], r["amplification_hi"], color=color, alpha=0.1, lw=0
+                    )
         ax.axhline(1.0, color="0.4", ls="--", lw=0.7)
         ax.set_xscale("log")
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
@@ -101,10 +130,15 @@ def amplification_vs_events_figure(
         ax.set_xlabel("generated events")
         ax.set_ylabel("amplification")
         ax.grid(True)
-    figure_legend(fig, [*style.unique_entries(axes),
-                        (Line2D([], [], color="0.4", ls=":"), "dotted: asymptote"),
-                        (Line2D([], [], color="0.4"), "solid: exact (no generated events)"),
-                        interval_key(interval)])
+    figure_legend(
+        fig,
+        [
+            *style.unique_entries(axes),
+            (Line2D([], [], color="0.4", ls=":"), "dotted: asymptote"),
+            (Line2D([], [], color="0.4"), "solid: exact (no generated events)"),
+            interval_key(interval),
+        ],
+    )
     return style.save(fig, stem)
 
 
@@ -122,17 +156,25 @@ def amplification_vs_n_train_figure(
     scanned = [d for d, g in own.groupby("dim") if g["n_train"].nunique() > 1]
     if scanned:
         own = own[own["dim"].isin(scanned)]
-    panels = sorted({(d, b, q) for d, b, q in own[["dim", "binning", "n_quantiles"]]
-                     .itertuples(index=False)}, key=lambda p: (p[0], p[1] == "joint", p[1], p[2]))
+    panels = sorted(
+        {(d, b, q) for d, b, q in own[["dim", "binning", "n_quantiles"]].itertuples(index=False)},
+        key=lambda p: (p[0], p[1] == "joint", p[1], p[2]),
+    )
     fig, axes = panel_grid(len(panels), cols=3, panel_height=2.2)
     for ax, (dim, binning, q) in zip(axes, panels, strict=False):
         sel = own[(own["dim"] == dim) & (own["binning"] == binning) & (own["n_quantiles"] == q)]
         for i, (gen, rows) in enumerate(sel.groupby("generator", sort=True)):
             rows = rows.sort_values("n_train")
-            interval_errorbar(ax, rows["n_train"], rows["amplification"],
-                              rows["amplification_lo"], rows["amplification_hi"],
-                              color=generator_color(gen, i), marker="o",
-                              label=replica_label(gen, dim, int(rows["n_replicas"].max())))
+            interval_errorbar(
+                ax,
+                rows["n_train"],
+                rows["amplification"],
+                rows["amplification_lo"],
+                rows["amplification_hi"],
+                color=generator_color(gen, i),
+                marker="o",
+                label=replica_label(gen, dim, int(rows["n_replicas"].max())),
+            )
         ax.axhline(1.0, color="0.4", ls="--", lw=0.7)
         ax.set_xscale("log")
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
@@ -143,8 +185,14 @@ def amplification_vs_n_train_figure(
         ax.set_title(f"d={dim}, " + _panel_title(binning, q, dim))
         ax.grid(True)
     if not panels:
-        axes[0].text(0.5, 0.5, "no generator besides the sample baseline",
-                     ha="center", va="center", transform=axes[0].transAxes)
+        axes[0].text(
+            0.5,
+            0.5,
+            "no generator besides the sample baseline",
+            ha="center",
+            va="center",
+            transform=axes[0].transAxes,
+        )
     figure_legend(fig, [*style.unique_entries(axes), interval_key(interval, "error bar")])
     return style.save(fig, stem)
 
@@ -218,19 +266,31 @@ def league_figure(
     """
     own = _own_rows(table)
     models = table[table["generator"].map(generators.is_model)]
-    at_n = models[(models["n_generated"] == LEAGUE_N_GENERATED)
-                  & np.isfinite(models["amplification"])]
+    at_n = models[
+        (models["n_generated"] == LEAGUE_N_GENERATED) & np.isfinite(models["amplification"])
+    ]
     panels = sorted({(d, n) for d, n in own[["dim", "n_train"]].itertuples(index=False)})
     gens = sorted(own["generator"].unique())
-    bins_of = {p: sorted({(p[0], b, q) for b, q in
-                          own[(own["dim"] == p[0]) & (own["n_train"] == p[1])]
-                          [["binning", "n_quantiles"]].itertuples(index=False)},
-                         key=_binning_order) for p in panels}
+    bins_of = {
+        p: sorted(
+            {
+                (p[0], b, q)
+                for b, q in own[(own["dim"] == p[0]) & (own["n_train"] == p[1])][
+                    ["binning", "n_quantiles"]
+                ].itertuples(index=False)
+            },
+            key=_binning_order,
+        )
+        for p in panels
+    }
     heights = [len(bins_of[p]) for p in panels]
     # a second column once the binnings would not fit a page in one
     n_cols = 2 if len(panels) > 1 and sum(heights) > 10 else 1
-    per_col = sum(heights) if n_cols == 1 else max(
-        sum(heights[:_balanced_split(heights)]), sum(heights[_balanced_split(heights):]))
+    per_col = (
+        sum(heights)
+        if n_cols == 1
+        else max(sum(heights[: _balanced_split(heights)]), sum(heights[_balanced_split(heights) :]))
+    )
     row_in = 0.09 * max(len(gens), 1) + 0.12  # inches per binning: a slot per generator
     fig = plt.figure(figsize=(TEXT_WIDTH, 1.2 + 0.35 * len(panels) / n_cols + row_in * per_col))
     step = 0.8 / max(len(gens), 1)
@@ -245,17 +305,30 @@ def league_figure(
             for j, (_, binning, q) in enumerate(bins):
                 y = j - 0.4 + step * (i + 0.5)
                 for rows, shift, face in ((sel, -dy, color), (sel_n, dy, "white")):
-                    row = rows[(rows["generator"] == gen) & (rows["binning"] == binning)
-                               & (rows["n_quantiles"] == q)]
+                    row = rows[
+                        (rows["generator"] == gen)
+                        & (rows["binning"] == binning)
+                        & (rows["n_quantiles"] == q)
+                    ]
                     if row.empty:
                         continue
                     r = row.iloc[0]
-                    interval_errorbar(ax, [r["amplification"]], [y + shift],
-                                      [r["amplification_lo"]], [r["amplification_hi"]],
-                                      horizontal=True, color=color, mfc=face, marker="o",
-                                      ms=3, lw=0.8,
-                                      label=replica_label(gen, dim, int(r["n_replicas"]))
-                                      if face == color else None)
+                    interval_errorbar(
+                        ax,
+                        [r["amplification"]],
+                        [y + shift],
+                        [r["amplification_lo"]],
+                        [r["amplification_hi"]],
+                        horizontal=True,
+                        color=color,
+                        mfc=face,
+                        marker="o",
+                        ms=3,
+                        lw=0.8,
+                        label=replica_label(gen, dim, int(r["n_replicas"]))
+                        if face == color
+                        else None,
+                    )
         ax.axvline(1.0, color="0.4", ls="--", lw=0.7)
         log_axis(ax.xaxis, ax.set_xscale)
         ax.set_yticks(range(len(bins)))
@@ -267,15 +340,31 @@ def league_figure(
         ax.set_xlabel("amplification")
     if not pairs:
         ax = fig.add_subplot()
-        ax.text(0.5, 0.5, "no generator besides the sample baseline", ha="center",
-                va="center", transform=ax.transAxes)
-    keys = [(Line2D([], [], color="0.3", marker="o", ls="none"),
-             r"filled: asymptote ($n_{generated} \to \infty$), or exact")]
+        ax.text(
+            0.5,
+            0.5,
+            "no generator besides the sample baseline",
+            ha="center",
+            va="center",
+            transform=ax.transAxes,
+        )
+    keys = [
+        (
+            Line2D([], [], color="0.3", marker="o", ls="none"),
+            r"filled: asymptote ($n_{generated} \to \infty$), or exact",
+        )
+    ]
     if len(at_n):
-        keys.append((Line2D([], [], color="0.3", mfc="white", marker="o", ls="none"),
-                     f"open: at {LEAGUE_N_GENERATED:,} generated events"))
-    figure_legend(fig, [*style.unique_entries(a for a, _ in pairs), *keys,
-                        interval_key(interval, "error bar")])
+        keys.append(
+            (
+                Line2D([], [], color="0.3", mfc="white", marker="o", ls="none"),
+                f"open: at {LEAGUE_N_GENERATED:,} generated events",
+            )
+        )
+    figure_legend(
+        fig,
+        [*style.unique_entries(a for a, _ in pairs), *keys, interval_key(interval, "error bar")],
+    )
     return style.save(fig, stem)
 
 
@@ -297,10 +386,17 @@ def effective_parameters_figure(
                 part = part.sort_values("n_cells")
                 k = part["n_cells"] - 1
                 joint = binning == "joint"
-                interval_errorbar(ax, part["n_cells"], part["n_params_eff"],
-                                  k / part["amplification_hi"], k / part["amplification_lo"],
-                                  color=generator_color(gen, i), marker="s" if joint else "o",
-                                  ls=":" if joint else "-", label=label)
+                interval_errorbar(
+                    ax,
+                    part["n_cells"],
+                    part["n_params_eff"],
+                    k / part["amplification_hi"],
+                    k / part["amplification_lo"],
+                    color=generator_color(gen, i),
+                    marker="s" if joint else "o",
+                    ls=":" if joint else "-",
+                    label=label,
+                )
                 label = None
         for gen in sorted(set(sel["generator"])):  # a fit's own parameter count, for scale
             if gen in generators.REGISTRY and generators.REGISTRY[gen].fit_parameters:
@@ -313,12 +409,21 @@ def effective_parameters_figure(
         ax.set_ylabel("$(K - 1)$ / amplification")
         ax.set_title(setting_title(dim, n_train))
         ax.grid(True)
-    return finish(stem, [
-        (Line2D([], [], color="0.3", marker="o"), "circles, solid: quantiles of one coordinate"),
-        (Line2D([], [], color="0.3", marker="s", ls=":"), "squares, dotted: joint cells"),
-        *((Line2D([], [], color=c, ls="--", lw=0.7), f"dashed: {n} fit parameters")
-          for n, c in sorted(fit_lines.items())),
-        interval_key(interval, "error bar")])
+    return finish(
+        stem,
+        [
+            (
+                Line2D([], [], color="0.3", marker="o"),
+                "circles, solid: quantiles of one coordinate",
+            ),
+            (Line2D([], [], color="0.3", marker="s", ls=":"), "squares, dotted: joint cells"),
+            *(
+                (Line2D([], [], color=c, ls="--", lw=0.7), f"dashed: {n} fit parameters")
+                for n, c in sorted(fit_lines.items())
+            ),
+            interval_key(interval, "error bar"),
+        ],
+    )
 
 
 @styled
@@ -344,7 +449,13 @@ def robustness_figure(table: pd.DataFrame, stem: str | Path, cl: float) -> list[
         ax.set_ylabel("amplification")
         ax.set_title(setting_title(dim, n_train))
         ax.grid(True)
-    return finish(stem, [
-        (Line2D([], [], color="0.3", marker="o"), "solid: from the quantile MSE"),
-        (Line2D([], [], color="0.3", marker="v", ls="--"),
-         f"dashed: $\\chi^2$ test at {cl:.0%} ($N_{{robust}}/n_{{train}}$)")])
+    return finish(
+        stem,
+        [
+            (Line2D([], [], color="0.3", marker="o"), "solid: from the quantile MSE"),
+            (
+                Line2D([], [], color="0.3", marker="v", ls="--"),
+                f"dashed: $\\chi^2$ test at {cl:.0%} ($N_{{robust}}/n_{{train}}$)",
+            ),
+        ],
+    )

@@ -36,7 +36,10 @@ from ganplify.figures.style import (
 
 @styled
 def truth_families_figure(
-    table: pd.DataFrame, stem: str | Path, *, targets: Sequence[str],
+    table: pd.DataFrame,
+    stem: str | Path,
+    *,
+    targets: Sequence[str],
     interval: float | None = None,
 ) -> list[Path]:
     """Amplification of every generator on every truth target against the binning.
@@ -67,8 +70,10 @@ def truth_families_figure(
     _, panels, finish = _setting_panels(own, panel_height=3.0)
     for ax, (dim, n_train) in panels:
         sel = own[(own["dim"] == dim) & (own["n_train"] == n_train)]
-        bins = sorted({(dim, b, q) for b, q in sel[["binning", "n_quantiles"]]
-                       .itertuples(index=False)}, key=_binning_order)
+        bins = sorted(
+            {(dim, b, q) for b, q in sel[["binning", "n_quantiles"]].itertuples(index=False)},
+            key=_binning_order,
+        )
         slot = {(b, q): j for j, (_, b, q) in enumerate(bins)}
         for s, (gen, target) in enumerate(series):
             i, k = gens.index(gen), targets.index(target)
@@ -77,34 +82,66 @@ def truth_families_figure(
             for binning, part in rows.groupby("binning", sort=False):
                 part = part.sort_values("n_quantiles")
                 x = [slot[(binning, q)] - 0.35 + width * (s + 0.5) for q in part["n_quantiles"]]
-                interval_errorbar(ax, x, part["amplification"], part["amplification_lo"],
-                                  part["amplification_hi"], color=generator_color(gen, i),
-                                  marker=marker, ls=ls, lw=0.9, mfc="white" if k else None)
+                interval_errorbar(
+                    ax,
+                    x,
+                    part["amplification"],
+                    part["amplification_lo"],
+                    part["amplification_hi"],
+                    color=generator_color(gen, i),
+                    marker=marker,
+                    ls=ls,
+                    lw=0.9,
+                    mfc="white" if k else None,
+                )
         for i, g in enumerate(gens):  # one entry per generator: its colour
             rows = sel[sel["generator"] == g]
             if len(rows):
-                ax.plot([], [], color=generator_color(g, i), lw=1.5,
-                        label=replica_label(g, dim, int(rows["n_replicas"].max())))
+                ax.plot(
+                    [],
+                    [],
+                    color=generator_color(g, i),
+                    lw=1.5,
+                    label=replica_label(g, dim, int(rows["n_replicas"].max())),
+                )
         ax.axhline(1.0, color="0.4", ls=":", lw=0.7)
         log_axis(ax.yaxis, ax.set_yscale)
         ax.set_xticks(range(len(bins)))
         # slanted: the names of nine binnings side by side would run into one another
-        ax.set_xticklabels([_binning_tick(b, q, dim) for _, b, q in bins], rotation=35,
-                           ha="right", rotation_mode="anchor")
+        ax.set_xticklabels(
+            [_binning_tick(b, q, dim) for _, b, q in bins],
+            rotation=35,
+            ha="right",
+            rotation_mode="anchor",
+        )
         ax.tick_params(axis="x", which="both", top=False, bottom=False)
         ax.set_xlim(-0.5, len(bins) - 0.5)
         ax.set_ylabel("amplification")
         ax.set_title(setting_title(dim, n_train))
         ax.grid(True, axis="y")
-    targets_keys = [(Line2D([], [], color="0.3", lw=1, marker=_target_style(t, k)[0],
-                            ls=_target_style(t, k)[1], mfc="white" if k else None),
-                     target_label(t)) for k, t in enumerate(targets)]
+    targets_keys = [
+        (
+            Line2D(
+                [],
+                [],
+                color="0.3",
+                lw=1,
+                marker=_target_style(t, k)[0],
+                ls=_target_style(t, k)[1],
+                mfc="white" if k else None,
+            ),
+            target_label(t),
+        )
+        for k, t in enumerate(targets)
+    ]
     return finish(stem, [*targets_keys, interval_key(interval, "error bar")])
 
 
 @styled
 def fit_uncertainty_figure(
-    uncertainty: pd.DataFrame, parameters: pd.DataFrame, amplification: pd.DataFrame,
+    uncertainty: pd.DataFrame,
+    parameters: pd.DataFrame,
+    amplification: pd.DataFrame,
     stem: str | Path,
 ) -> list[Path]:
     """The fit's bias and variance, and its HESSE uncertainty against its replica spread.
@@ -118,8 +155,9 @@ def fit_uncertainty_figure(
     """
     rows = uncertainty[np.isfinite(uncertainty["n_equiv"])]
     settings = sorted({(d, n) for d, n in rows[["dim", "n_train"]].itertuples(index=False)})
-    fig, axes = plt.subplots(1, 3, figsize=(TEXT_WIDTH, 2.9), squeeze=True,
-                             gridspec_kw={"width_ratios": [1.0, 1.0, 0.5]})
+    fig, axes = plt.subplots(
+        1, 3, figsize=(TEXT_WIDTH, 2.9), squeeze=True, gridspec_kw={"width_ratios": [1.0, 1.0, 0.5]}
+    )
     ax_mse, ax_ratio, ax_par = axes
     ax_par.sharey(ax_ratio)
     fit = first_with("fit_parameters")
@@ -135,13 +173,30 @@ def fit_uncertainty_figure(
             ax_mse.plot(k, part["bias2"], color=color, ls="--", marker="v", ms=2.5, lw=0.8)
             ax_mse.plot(k, part["variance"], color=color, ls=":", marker="^", ms=2.5, lw=0.8)
             ax_mse.plot(k, part["bias2"] + part["variance"], color=color)
-            got = measured[(measured["dim"] == dim) & (measured["n_train"] == n_train)
-                           & (measured["binning"] == binning)]
+            got = measured[
+                (measured["dim"] == dim)
+                & (measured["n_train"] == n_train)
+                & (measured["binning"] == binning)
+            ]
             got = got[got["n_quantiles"].isin(part["n_quantiles"])].sort_values("n_cells")
-            ax_mse.plot(got["n_cells"], got["mse_mean"], ls="none", marker="o", ms=5,
-                        mfc="none", mew=0.7, color=color)
-            ax_ratio.errorbar(k, part["variance_ratio"], yerr=part["variance_ratio_err"],
-                              color=color, marker=marker, lw=0.9)
+            ax_mse.plot(
+                got["n_cells"],
+                got["mse_mean"],
+                ls="none",
+                marker="o",
+                ms=5,
+                mfc="none",
+                mew=0.7,
+                color=color,
+            )
+            ax_ratio.errorbar(
+                k,
+                part["variance_ratio"],
+                yerr=part["variance_ratio_err"],
+                color=color,
+                marker=marker,
+                lw=0.9,
+            )
         par = parameters[(parameters["dim"] == dim) & (parameters["n_train"] == n_train)]
         x = [names.index(p) + 0.6 * (i + 0.5) / len(settings) - 0.3 for p in par["parameter"]]
         ax_par.plot(x, par["error_ratio"] ** 2, ls="none", marker="D", ms=3, color=color)
@@ -165,20 +220,32 @@ def fit_uncertainty_figure(
     ax_par.grid(True, axis="y")
     fit = first_with("fit_parameters")
     counts = uncertainty.groupby(["dim", "n_train"])["n_replicas"].max()
-    entries = [(Line2D([], [], color=f"C{i % 10}"),
-                f"{replica_label(fit, d, int(counts.get((d, n), 0)))}, d={d}, "
-                f"$n_{{train}}$={n}")
-               for i, (d, n) in enumerate(settings)]
-    entries += [(Line2D([], [], color="0.3", ls="--", marker="v", ms=2.5, lw=0.8), "bias$^2$"),
-                (Line2D([], [], color="0.3", ls=":", marker="^", ms=2.5, lw=0.8), "variance"),
-                (Line2D([], [], color="0.3"), "bias$^2$ + variance"),
-                (Line2D([], [], color="0.3", ls="none", marker="o", mfc="none", ms=5),
-                 "mean MSE (amplification table)"),
-                (Line2D([], [], color="0.3", marker="o", ls="none"),
-                 "middle: projected binning"),
-                (Line2D([], [], color="0.3", marker="s", ls="none"), "middle: joint cells")]
+    entries = [
+        (
+            Line2D([], [], color=f"C{i % 10}"),
+            f"{replica_label(fit, d, int(counts.get((d, n), 0)))}, d={d}, $n_{{train}}$={n}",
+        )
+        for i, (d, n) in enumerate(settings)
+    ]
+    entries += [
+        (Line2D([], [], color="0.3", ls="--", marker="v", ms=2.5, lw=0.8), "bias$^2$"),
+        (Line2D([], [], color="0.3", ls=":", marker="^", ms=2.5, lw=0.8), "variance"),
+        (Line2D([], [], color="0.3"), "bias$^2$ + variance"),
+        (
+            Line2D([], [], color="0.3", ls="none", marker="o", mfc="none", ms=5),
+            "mean MSE (amplification table)",
+        ),
+        (Line2D([], [], color="0.3", marker="o", ls="none"), "middle: projected binning"),
+        (Line2D([], [], color="0.3", marker="s", ls="none"), "middle: joint cells"),
+    ]
     if not settings:
-        ax_mse.text(0.5, 0.5, "no binning the fit does not reproduce exactly",
-                    ha="center", va="center", transform=ax_mse.transAxes)
+        ax_mse.text(
+            0.5,
+            0.5,
+            "no binning the fit does not reproduce exactly",
+            ha="center",
+            va="center",
+            transform=ax_mse.transAxes,
+        )
     figure_legend(fig, entries)
     return style.save(fig, stem)

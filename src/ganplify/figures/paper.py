@@ -60,8 +60,10 @@ def mse_panel(
         of truth-sampled events of each asymptote or exact value, this panel's own.
     """
     sel = table[
-        (table["dim"] == dim) & (table["n_train"] == n_train)
-        & (table["binning"] == binning) & (table["n_quantiles"] == n_quantiles)
+        (table["dim"] == dim)
+        & (table["n_train"] == n_train)
+        & (table["binning"] == binning)
+        & (table["n_quantiles"] == n_quantiles)
     ]
     n_cells = n_quantiles**dim if binning == "joint" else n_quantiles
     finite = sel["n_generated"].replace(np.inf, np.nan).dropna()
@@ -70,8 +72,11 @@ def mse_panel(
     grid = np.geomspace(lo, hi, 50)
     ax.plot(grid, qt.expected_sample_mse(n_cells, grid), color="0.4", ls="--", lw=0.8)
     series: list[tuple[Any, str]] = [
-        (Line2D([], [], color="0.4", ls="--", lw=0.8),
-         r"$(1/K)(1-1/K)/n$, truth-sampled expectation")]
+        (
+            Line2D([], [], color="0.4", ls="--", lw=0.8),
+            r"$(1/K)(1-1/K)/n$, truth-sampled expectation",
+        )
+    ]
     worth: list[tuple[Any, str]] = []
     for i, (generator, rows) in enumerate(sel.groupby("generator", sort=False)):
         color = generator_color(generator, i)
@@ -116,9 +121,18 @@ def _worth_legend(ax: plt.Axes, worth: Sequence[tuple[Any, str]]) -> None:
         return
     below = ax.transAxes + ScaledTranslation(0, -_BELOW_XLABEL_PT / 72, ax.figure.dpi_scale_trans)
     handles, labels = zip(*worth, strict=True)
-    ax.legend(handles, labels, title="worth (truth-sampled events)", loc="upper center",
-              bbox_to_anchor=(0.5, 0.0), bbox_transform=below, ncol=3, handlelength=1.4,
-              columnspacing=0.8, handletextpad=0.4)
+    ax.legend(
+        handles,
+        labels,
+        title="worth (truth-sampled events)",
+        loc="upper center",
+        bbox_to_anchor=(0.5, 0.0),
+        bbox_transform=below,
+        ncol=3,
+        handlelength=1.4,
+        columnspacing=0.8,
+        handletextpad=0.4,
+    )
 
 
 _MSE_KEYS = [
@@ -150,8 +164,7 @@ def mse_figure(
     fig, axes = panel_grid(len(panels), cols=3, panel_height=3.5)
     series: list[tuple[Any, str]] = []
     for ax, (binning, q) in zip(axes, panels, strict=False):
-        own, worth = mse_panel(ax, table, dim=dim, n_train=n_train, binning=binning,
-                               n_quantiles=q)
+        own, worth = mse_panel(ax, table, dim=dim, n_train=n_train, binning=binning, n_quantiles=q)
         series += own
         _worth_legend(ax, worth)
     fig.suptitle(title)
@@ -161,7 +174,12 @@ def mse_figure(
 
 @styled
 def shell_cells_figure(
-    table: pd.DataFrame, stem: str | Path, *, dim: int, n_train: int, fine: Sequence[int],
+    table: pd.DataFrame,
+    stem: str | Path,
+    *,
+    dim: int,
+    n_train: int,
+    fine: Sequence[int],
     title: str,
 ) -> list[Path]:
     """Paper Fig. 7: an `mse_panel` of joint cells per quantile count in ``fine``, and the
@@ -169,8 +187,7 @@ def shell_cells_figure(
     fig, axes = panel_grid(len(fine) + 1, cols=len(fine) + 1, panel_height=3.8)
     series: list[tuple[Any, str]] = []
     for ax, q in zip(axes, fine, strict=False):
-        own, worth = mse_panel(ax, table, dim=dim, n_train=n_train, binning="joint",
-                               n_quantiles=q)
+        own, worth = mse_panel(ax, table, dim=dim, n_train=n_train, binning="joint", n_quantiles=q)
         series += own
         _worth_legend(ax, worth)
     amplification_vs_quantiles_panel(axes[-1], table, dim=dim, n_train=n_train)
@@ -197,17 +214,34 @@ def truth_figure(
     fig, ax = plt.subplots(figsize=(TEXT_WIDTH, 2.8))
     ax.plot(x, target.pdf(x[:, None]), color="black", lw=1.3, label="truth")
     bins = np.linspace(-8.5, 8.5, 35)
-    ax.hist(train.ravel(), bins=bins, density=True, histtype="stepfilled", alpha=0.35,
-            color=generator_color(first_with("truth_sample")),
-            label=f"training sample ({train.size} points)")
+    ax.hist(
+        train.ravel(),
+        bins=bins,
+        density=True,
+        histtype="stepfilled",
+        alpha=0.35,
+        color=generator_color(first_with("truth_sample")),
+        label=f"training sample ({train.size} points)",
+    )
     if generated is not None:
-        ax.hist(generated.ravel(), bins=bins, density=True, histtype="step", lw=1.2,
-                color=generated_color, label=f"{generated_label or 'generated'} "
-                                            f"({generated.size:,} events)")
+        ax.hist(
+            generated.ravel(),
+            bins=bins,
+            density=True,
+            histtype="step",
+            lw=1.2,
+            color=generated_color,
+            label=f"{generated_label or 'generated'} ({generated.size:,} events)",
+        )
     if fit_values is not None:
         fit = first_with("fit_parameters")
-        ax.plot(x, np.exp(mixture_logpdf(x, **fit_values)), color=generator_color(fit),
-                lw=1.3, label=generator_label(fit, 1))
+        ax.plot(
+            x,
+            np.exp(mixture_logpdf(x, **fit_values)),
+            color=generator_color(fit),
+            lw=1.3,
+            label=generator_label(fit, 1),
+        )
     for e in qt.edges(target, "x", n_quantiles)[1:-1]:
         ax.axvline(e, color="0.5", ls=":", lw=0.8)
     ax.plot([], [], color="0.5", ls=":", lw=0.8, label=f"{n_quantiles} quantile edges")
@@ -229,16 +263,26 @@ def amplification_vs_quantiles_panel(
     replicas; a log axis, as they differ by orders of magnitude (the radial fit on 6^5 cells:
     ~6000), and a tick at each quantile count. The generators' colours are the figure's legend.
     """
-    own = _asymptotic_or_exact(table[table["generator"].map(generators.is_model)
-                                     & (table["dim"] == dim)
-                                     & (table["n_train"] == n_train)
-                                     & (table["binning"] == "joint")])
+    own = _asymptotic_or_exact(
+        table[
+            table["generator"].map(generators.is_model)
+            & (table["dim"] == dim)
+            & (table["n_train"] == n_train)
+            & (table["binning"] == "joint")
+        ]
+    )
     own = own[np.isfinite(own["amplification"])]
     for i, (gen, rows) in enumerate(own.groupby("generator", sort=True)):
         rows = rows.sort_values("n_quantiles")
-        interval_errorbar(ax, rows["n_quantiles"], rows["amplification"],
-                          rows["amplification_lo"], rows["amplification_hi"],
-                          color=generator_color(gen, i), marker="o")
+        interval_errorbar(
+            ax,
+            rows["n_quantiles"],
+            rows["amplification"],
+            rows["amplification_lo"],
+            rows["amplification_hi"],
+            color=generator_color(gen, i),
+            marker="o",
+        )
     ax.axhline(1.0, color="0.4", ls="--", lw=0.8)
     ax.set_xlabel(f"quantiles per dimension (d={dim})")
     ax.set_ylabel("amplification (asymptotic or exact)")
@@ -250,8 +294,14 @@ def amplification_vs_quantiles_panel(
         ax.set_xticks(quantiles, [str(int(q)) for q in quantiles])
         ax.set_xlim(quantiles[0] - 0.5, quantiles[-1] + 0.5)
     else:
-        ax.text(0.5, 0.5, "no sampling generator in this study", ha="center", va="center",
-                transform=ax.transAxes)
+        ax.text(
+            0.5,
+            0.5,
+            "no sampling generator in this study",
+            ha="center",
+            va="center",
+            transform=ax.transAxes,
+        )
 
 
 @styled
@@ -272,8 +322,9 @@ def polar_cells_figure(
     devs = [(title, (np.asarray(f).reshape(q_r, q_phi) - 1 / k) * k) for title, f in fractions]
     vmax = max(float(np.max(np.abs(d))) for _, d in devs) or 1.0
     r_plot = np.minimum(np.asarray(r_edges, float), r_max)
-    fig, axes = plt.subplots(1, len(devs), figsize=(TEXT_WIDTH, 3.0),
-                             subplot_kw={"projection": "polar"}, squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(devs), figsize=(TEXT_WIDTH, 3.0), subplot_kw={"projection": "polar"}, squeeze=False
+    )
     mesh = None
     # subdivide each angular cell so that its edges are drawn as arcs, not chords
     sub = 24
@@ -283,16 +334,16 @@ def polar_cells_figure(
     )
     for ax, (title, dev) in zip(axes.flat, devs, strict=True):
         theta, radius = np.meshgrid(fine_phi, r_plot)
-        mesh = ax.pcolormesh(theta, radius, np.repeat(dev, sub, axis=1), cmap="RdBu_r",
-                             vmin=-vmax, vmax=vmax)
+        mesh = ax.pcolormesh(
+            theta, radius, np.repeat(dev, sub, axis=1), cmap="RdBu_r", vmin=-vmax, vmax=vmax
+        )
         ax.set_title(title)
         ax.set_yticklabels([])
         # four angle labels: eight put 0 degrees of one map on 180 degrees of the next
         ax.set_thetagrids([0, 90, 180, 270])
         ax.tick_params(axis="x", pad=1)
         ax.grid(True, lw=0.4, alpha=0.5)
-    fig.colorbar(mesh, ax=list(axes.flat), shrink=0.8,
-                 label=r"relative deviation $(x_j - 1/K)\,K$")
+    fig.colorbar(mesh, ax=list(axes.flat), shrink=0.8, label=r"relative deviation $(x_j - 1/K)\,K$")
     return style.save(fig, stem)
 
 
@@ -302,20 +353,27 @@ def loss_figure(stem: str | Path, histories: Sequence[tuple[str, pd.DataFrame]])
 
     ``histories`` holds (setting label, long table with columns seed, epoch, d_loss, g_loss).
     """
-    fig, axes = plt.subplots(len(histories), 2, squeeze=False,
-                             figsize=(TEXT_WIDTH, 1.7 * max(len(histories), 1) + 0.4))
+    fig, axes = plt.subplots(
+        len(histories), 2, squeeze=False, figsize=(TEXT_WIDTH, 1.7 * max(len(histories), 1) + 0.4)
+    )
     for row, (label, hist) in enumerate(histories):
         n_rep = hist["seed"].nunique()
         for col, (key, name) in enumerate((("d_loss", "discriminator"), ("g_loss", "generator"))):
             ax = axes[row, col]
             stats = hist.groupby("epoch")[key].describe(percentiles=[0.16, 0.5, 0.84])
             ax.plot(stats.index, stats["50%"], color=f"C{col}", lw=0.9)
-            ax.fill_between(stats.index, stats["16%"], stats["84%"], color=f"C{col}",
-                            alpha=0.25, lw=0)
+            ax.fill_between(
+                stats.index, stats["16%"], stats["84%"], color=f"C{col}", alpha=0.25, lw=0
+            )
             ax.set_xlabel("epoch")
             ax.set_ylabel(f"{name} loss")
             ax.set_title(f"{label} ({n_rep} replicas)")
             ax.grid(True)
-    figure_legend(fig, [(Line2D([], [], color="0.3", lw=0.9), "median over replicas"),
-                        (Patch(color="0.3", alpha=0.25, lw=0), "16-84% of replicas")])
+    figure_legend(
+        fig,
+        [
+            (Line2D([], [], color="0.3", lw=0.9), "median over replicas"),
+            (Patch(color="0.3", alpha=0.25, lw=0), "16-84% of replicas"),
+        ],
+    )
     return style.save(fig, stem)

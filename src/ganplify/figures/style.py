@@ -91,7 +91,11 @@ def save(fig: plt.Figure, stem: str | Path) -> list[Path]:
 
 
 def panel_grid(
-    n_panels: int, *, cols: int, panel_height: float, width: float = TEXT_WIDTH,
+    n_panels: int,
+    *,
+    cols: int,
+    panel_height: float,
+    width: float = TEXT_WIDTH,
     **subplots: Any,
 ) -> tuple[plt.Figure, list[plt.Axes]]:
     """A figure of ``n_panels`` panels, ``cols`` to a row, the unused ones hidden.
@@ -117,8 +121,9 @@ def panel_grid(
     n = max(n_panels, 1)
     cols = max(1, min(cols, n))
     rows = int(np.ceil(n / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(width, panel_height * rows), squeeze=False,
-                             **subplots)
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(width, panel_height * rows), squeeze=False, **subplots
+    )
     for ax in list(axes.flat)[n:]:
         ax.set_visible(False)
     return fig, list(axes.flat)[:n]
@@ -134,8 +139,12 @@ def unique_entries(axes: Iterable[plt.Axes]) -> list[tuple[Any, str]]:
 
 
 def figure_legend(
-    fig: plt.Figure, entries: Sequence[tuple[Any, str]] | None = None, *,
-    ncol: int | None = None, where: str = "lower center", **kwargs: Any,
+    fig: plt.Figure,
+    entries: Sequence[tuple[Any, str]] | None = None,
+    *,
+    ncol: int | None = None,
+    where: str = "lower center",
+    **kwargs: Any,
 ) -> Legend | None:
     """One legend for the whole figure, outside every panel (below them by default).
 
@@ -157,8 +166,9 @@ def figure_legend(
     if not entries:
         return None
     handles, labels = zip(*entries, strict=True)
-    return fig.legend(handles, labels, loc=f"outside {where}",
-                      ncol=ncol or min(len(entries), 3), **kwargs)
+    return fig.legend(
+        handles, labels, loc=f"outside {where}", ncol=ncol or min(len(entries), 3), **kwargs
+    )
 
 
 class _ShortRangeMinor(matplotlib.ticker.Formatter):
@@ -245,8 +255,7 @@ def _target_style(target: str, k: int) -> tuple[str, str]:
     return (cls.marker, cls.linestyle) if cls is not None else ("^v<>Dp"[k % 6], ":")
 
 
-def interval_errorbar(ax: plt.Axes, x, y, lo, hi, *, horizontal: bool = False,
-                      **style) -> None:
+def interval_errorbar(ax: plt.Axes, x, y, lo, hi, *, horizontal: bool = False, **style) -> None:
     """Points ``y`` at ``x`` (with their line and label: ``style`` goes to `Axes.errorbar`)
     and their intervals [lo, hi] as error bars (``horizontal``: ``x`` and ``lo``, ``hi`` are
     the values, ``y`` the positions).
@@ -264,8 +273,12 @@ def interval_errorbar(ax: plt.Axes, x, y, lo, hi, *, horizontal: bool = False,
     lo, hi = np.minimum(lo, hi), np.maximum(lo, hi)
     mid, half = (lo + hi) / 2, (hi - lo) / 2
     ax.errorbar(x, y, **style)
-    bars = {"fmt": "none", "ecolor": style.get("color"), "capsize": style.get("capsize", 0),
-            "elinewidth": style.get("lw")}
+    bars = {
+        "fmt": "none",
+        "ecolor": style.get("color"),
+        "capsize": style.get("capsize", 0),
+        "elinewidth": style.get("lw"),
+    }
     if horizontal:
         ax.errorbar(mid, y, xerr=half, **bars)
     else:

@@ -28,9 +28,14 @@ def _discover() -> dict[str, Generator]:
         if info.name in _NOT_GENERATORS or info.name.startswith("_") or info.ispkg:
             continue
         module = importlib.import_module(f"{__name__}.{info.name}")
-        found += [obj for obj in vars(module).values()
-                  if isinstance(obj, type) and issubclass(obj, Generator)
-                  and obj.__module__ == module.__name__ and "name" in vars(obj)]
+        found += [
+            obj
+            for obj in vars(module).values()
+            if isinstance(obj, type)
+            and issubclass(obj, Generator)
+            and obj.__module__ == module.__name__
+            and "name" in vars(obj)
+        ]
     found.sort(key=lambda cls: (cls.order, cls.name))
     names = [cls.name for cls in found]
     if len(set(names)) != len(names):

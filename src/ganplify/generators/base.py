@@ -27,8 +27,10 @@ REPLICAS_SCHEMA: dict = {"$ref": "#/$defs/replicas"}
 # The neural generators' learning-curve option (an operational key: it never changes what a
 # replica learns, only which of its epochs are saved and evaluated).
 SNAPSHOTS_SCHEMA: dict = {
-    "oneOf": [{"type": "string", "enum": ["auto"]},
-              {"type": "array", "uniqueItems": True, "items": {"type": "integer", "minimum": 1}}],
+    "oneOf": [
+        {"type": "string", "enum": ["auto"]},
+        {"type": "array", "uniqueItems": True, "items": {"type": "integer", "minimum": 1}},
+    ],
     "default": "auto",
     "description": (
         "epochs after which every replica's generator is saved and evaluated like the final "

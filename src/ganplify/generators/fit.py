@@ -34,8 +34,9 @@ class Fit(Generator):
     label: ClassVar[str] = "5-parameter fit"
     color: ClassVar[str] = "tab:green"
     order: ClassVar[int] = 10
-    description: ClassVar[str] = ("max.-likelihood fit (iminuit): 5-parameter camel back in "
-                                  "d=1, radial profile in d>=2")
+    description: ClassVar[str] = (
+        "max.-likelihood fit (iminuit): 5-parameter camel back in d=1, radial profile in d>=2"
+    )
     exact: ClassVar[bool] = True
     fit_parameters: ClassVar[bool] = True
     replica_files: ClassVar[tuple[str, ...]] = (layout.FIT_INFO,)
@@ -160,7 +161,8 @@ def _failure_reason(m: Minuit) -> str:
     if fmin.has_parameters_at_limit:
         # iminuit's own criterion: a bound closer than half the parameter's error
         at_limit = [
-            p.name for p in m.params
+            p.name
+            for p in m.params
             if p.has_limits
             and min(p.value - p.lower_limit, p.upper_limit - p.value) < 0.5 * p.error
         ]
@@ -206,13 +208,19 @@ def fit_camel_back(x: np.ndarray, max_calls: int = 20_000) -> FitResult:
         return -np.sum(mixture_logpdf(x, mu1, sigma1, mu2, sigma2, frac))
 
     data_range = (float(xs[0]), float(xs[-1]))
-    limits = {"mu1": data_range, "mu2": data_range, "sigma1": (lo_w, hi_w),
-              "sigma2": (lo_w, hi_w), "frac": (1e-6, 1 - 1e-6)}
+    limits = {
+        "mu1": data_range,
+        "mu2": data_range,
+        "sigma1": (lo_w, hi_w),
+        "sigma2": (lo_w, hi_w),
+        "frac": (1e-6, 1 - 1e-6),
+    }
     return _minimise(nll, start, limits, max_calls)
 
 
-def _minimise(nll, start: dict[str, float], limits: dict[str, tuple[float, float]],
-              max_calls: int) -> FitResult:
+def _minimise(
+    nll, start: dict[str, float], limits: dict[str, tuple[float, float]], max_calls: int
+) -> FitResult:
     """MIGRAD then HESSE on a negative log-likelihood; the result says why it failed."""
     m = Minuit(nll, **start)
     m.errordef = Minuit.LIKELIHOOD
@@ -258,8 +266,7 @@ def fit_radius(x: np.ndarray, max_calls: int = 20_000) -> FitResult:
     """
     x = np.asarray(x, dtype=np.float64)
     if x.ndim != 2 or len(x) < 3 or not np.all(np.isfinite(x)):
-        return FitResult(False, f"need at least 3 finite points of shape (n, d), got "
-                                f"{x.shape}", {})
+        return FitResult(False, f"need at least 3 finite points of shape (n, d), got {x.shape}", {})
     r = np.linalg.norm(x, axis=1)
     r_max = float(r.max())
     if r_max <= 0 or float(np.std(r)) <= 0:

@@ -29,17 +29,19 @@ class Flow(Generator):
     label: ClassVar[str] = "spline flow"
     color: ClassVar[str] = "tab:red"
     order: ClassVar[int] = 50
-    description: ClassVar[str] = ("normalizing flow: autoregressive rational-quadratic splines "
-                                  "(zuko), maximum likelihood, ensemble-trained; defaults chosen "
-                                  "on seeds 100000+ (benchmarks/tune_density_models.py)")
+    description: ClassVar[str] = (
+        "normalizing flow: autoregressive rational-quadratic splines "
+        "(zuko), maximum likelihood, ensemble-trained; defaults chosen "
+        "on seeds 100000+ (benchmarks/tune_density_models.py)"
+    )
     neural: ClassVar[bool] = True
     dim_options: ClassVar[bool] = True
     operational: ClassVar[frozenset[str]] = frozenset({"replicas", "snapshots"})
     history_columns: ClassVar[tuple[str, ...]] = ("train_loss", "val_loss")
     weights_file: ClassVar[str] = "model.safetensors"
-    replica_files: ClassVar[tuple[str, ...]] = ("model.safetensors", layout.LOSSES,
-                                                   layout.LEARNING)
-    options_schema: ClassVar[dict] = {**schema_fragment("""
+    replica_files: ClassVar[tuple[str, ...]] = ("model.safetensors", layout.LOSSES, layout.LEARNING)
+    options_schema: ClassVar[dict] = {
+        **schema_fragment("""
       epochs:
         type: integer
         minimum: 1
@@ -97,13 +99,17 @@ class Flow(Generator):
         description: >-
           splines act on [-bound, bound] training-set standard deviations (identity outside), >
           0
-    """), "snapshots": SNAPSHOTS_SCHEMA}
+    """),
+        "snapshots": SNAPSHOTS_SCHEMA,
+    }
 
     def check_options(self, options: Mapping[str, Any], n_train: int) -> str | None:
         holdout = {**self.option_defaults(), **options}["holdout"]
         if holdout > 0 and not 1 <= round(holdout * n_train) <= n_train - 2:
-            return (f"holdout = {holdout}: the held-out part must be 1 .. n_train - 2 points; "
-                    "use holdout 0 (a fixed schedule) or a larger n_train")
+            return (
+                f"holdout = {holdout}: the held-out part must be 1 .. n_train - 2 points; "
+                "use holdout 0 (a fixed schedule) or a larger n_train"
+            )
         return None
 
     def parameter_count(self, options: Mapping[str, Any], dim: int) -> int:
@@ -115,14 +121,24 @@ class Flow(Generator):
         made = affine_parameters([dim, *[o["hidden"]] * layers, dim * (3 * o["bins"] - 1)])
         return o["transforms"] * made
 
-    def train(self, train_sets: np.ndarray, seeds: Sequence[int], options: dict,
-              runtime: dict, device: str, checkpoints: Sequence[Path], config_hash: str,
-              hook=None, hook_epochs=()):
+    def train(
+        self,
+        train_sets: np.ndarray,
+        seeds: Sequence[int],
+        options: dict,
+        runtime: dict,
+        device: str,
+        checkpoints: Sequence[Path],
+        config_hash: str,
+        hook=None,
+        hook_epochs=(),
+    ):
         """Train the replicas as one ensemble; short, so no checkpoints."""
         from ganplify.generators.neural.flows import training as flows
 
-        return flows.train_ensemble(self.name, train_sets, seeds, options, device=device,
-                                    hook=hook, hook_epochs=hook_epochs)
+        return flows.train_ensemble(
+            self.name, train_sets, seeds, options, device=device, hook=hook, hook_epochs=hook_epochs
+        )
 
     def weights_metadata(self, options: dict) -> dict[str, str]:
         from ganplify.generators.neural.flows import training as flows
@@ -139,12 +155,26 @@ class Flow(Generator):
 
         return flows.bytes_per_event(self.name, self._architecture(options), dim)
 
-    def generate(self, weights: Sequence[dict], seeds: Sequence[int], n: int, chunk_size: int,
-                 device: str, options: dict):
+    def generate(
+        self,
+        weights: Sequence[dict],
+        seeds: Sequence[int],
+        n: int,
+        chunk_size: int,
+        device: str,
+        options: dict,
+    ):
         from ganplify.generators.neural.flows import training as flows
 
-        return flows.generate(self.name, weights, seeds, n, self._architecture(options),
-                              chunk_size=chunk_size, device=device)
+        return flows.generate(
+            self.name,
+            weights,
+            seeds,
+            n,
+            self._architecture(options),
+            chunk_size=chunk_size,
+            device=device,
+        )
 
     def load_sampler(
         self, setting: Any, seed: int, replica_dir: Path

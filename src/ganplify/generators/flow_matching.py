@@ -19,13 +19,17 @@ class FlowMatching(Flow):
     label: ClassVar[str] = "flow matching"
     color: ClassVar[str] = "tab:brown"
     order: ClassVar[int] = 60
-    description: ClassVar[str] = ("conditional flow matching with straight paths (rectified "
-                                  "flow), RK4 sampling, ensemble-trained; defaults chosen on "
-                                  "seeds 100000+ (benchmarks/tune_density_models.py)")
+    description: ClassVar[str] = (
+        "conditional flow matching with straight paths (rectified "
+        "flow), RK4 sampling, ensemble-trained; defaults chosen on "
+        "seeds 100000+ (benchmarks/tune_density_models.py)"
+    )
     # the flow's training schedule and width, with this model's learning rate
     options_schema: ClassVar[dict] = {
-        **{key: Flow.options_schema[key] for key in ("epochs", "lr", "holdout", "patience",
-                                                     "hidden")},
+        **{
+            key: Flow.options_schema[key]
+            for key in ("epochs", "lr", "holdout", "patience", "hidden")
+        },
         "lr": {**Flow.options_schema["lr"], "default": 3.0e-3},
         **schema_fragment("""
       layers:

@@ -30,20 +30,27 @@ class Gan(Generator):
     label: ClassVar[str] = "GAN"
     color: ClassVar[str] = "tab:orange"
     order: ClassVar[int] = 40
-    description: ClassVar[str] = ("the paper's GAN (DeepSets discriminator), ensemble-trained; "
-                                  "every default is the paper's protocol (section 2)")
+    description: ClassVar[str] = (
+        "the paper's GAN (DeepSets discriminator), ensemble-trained; "
+        "every default is the paper's protocol (section 2)"
+    )
     neural: ClassVar[bool] = True
     paper_model: ClassVar[bool] = True
     adversarial: ClassVar[bool] = True
     dim_options: ClassVar[bool] = True
-    operational: ClassVar[frozenset[str]] = frozenset({"replicas", "checkpoint_every",
-                                                       "cuda_graphs", "snapshots"})
+    operational: ClassVar[frozenset[str]] = frozenset(
+        {"replicas", "checkpoint_every", "cuda_graphs", "snapshots"}
+    )
     history_columns: ClassVar[tuple[str, ...]] = ("d_loss", "g_loss", "penalty")
     weights_file: ClassVar[str] = "generator.safetensors"
     replica_files: ClassVar[tuple[str, ...]] = (
-        "generator.safetensors", layout.LOSSES, layout.LEARNING, *layout.CHECKPOINT_FILES,
+        "generator.safetensors",
+        layout.LOSSES,
+        layout.LEARNING,
+        *layout.CHECKPOINT_FILES,
     )
-    options_schema: ClassVar[dict] = {**schema_fragment("""
+    options_schema: ClassVar[dict] = {
+        **schema_fragment("""
       epochs:
         type: integer
         minimum: 1
@@ -146,14 +153,18 @@ class Gan(Generator):
         description: >-
           capture the training step in a CUDA graph on GPUs (auto falls back to eager); does not
           change results
-    """), "snapshots": SNAPSHOTS_SCHEMA}
+    """),
+        "snapshots": SNAPSHOTS_SCHEMA,
+    }
 
     def check_options(self, options: Mapping[str, Any], n_train: int) -> str | None:
         batch_size = {**self.option_defaults(), **options}["batch_size"]
         if n_train < batch_size:
             # an epoch is n_train // batch_size batches: none at all below one batch
-            return (f"batch_size = {batch_size}: larger than the training set; a batch is "
-                    "batch_size distinct training points, so use batch_size <= n_train")
+            return (
+                f"batch_size = {batch_size}: larger than the training set; a batch is "
+                "batch_size distinct training points, so use batch_size <= n_train"
+            )
         return None
 
     def parameter_count(self, options: Mapping[str, Any], dim: int) -> int:
@@ -168,18 +179,34 @@ class Gan(Generator):
         main = affine_parameters([dim + m, *[h] * layers, 1])
         return generator + phi + main
 
-    def train(self, train_sets: np.ndarray, seeds: Sequence[int], options: dict,
-              runtime: dict, device: str, checkpoints: Sequence[Path], config_hash: str,
-              hook=None, hook_epochs=()):
+    def train(
+        self,
+        train_sets: np.ndarray,
+        seeds: Sequence[int],
+        options: dict,
+        runtime: dict,
+        device: str,
+        checkpoints: Sequence[Path],
+        config_hash: str,
+        hook=None,
+        hook_epochs=(),
+    ):
         """Train the replicas as one ensemble
         (`ganplify.generators.neural.gan.training.train_ensemble`)."""
         from ganplify.generators.neural.gan import config as gan_config
         from ganplify.generators.neural.gan import training
 
         config = gan_config.GanConfig.from_mapping({**options, **runtime})
-        return training.train_ensemble(train_sets, seeds, config, device=device,
-                                       checkpoints=checkpoints, config_hash=config_hash,
-                                       hook=hook, hook_epochs=hook_epochs)
+        return training.train_ensemble(
+            train_sets,
+            seeds,
+            config,
+            device=device,
+            checkpoints=checkpoints,
+            config_hash=config_hash,
+            hook=hook,
+            hook_epochs=hook_epochs,
+        )
 
     def weights_metadata(self, options: dict) -> dict[str, str]:
         return {}
@@ -189,14 +216,27 @@ class Gan(Generator):
         opts = {**self.option_defaults(), **options}
         return 20 * opts["noise_dim"] + 10 * opts["layers"] * opts["hidden"]
 
-    def generate(self, weights: Sequence[dict], seeds: Sequence[int], n: int, chunk_size: int,
-                 device: str, options: dict):
+    def generate(
+        self,
+        weights: Sequence[dict],
+        seeds: Sequence[int],
+        n: int,
+        chunk_size: int,
+        device: str,
+        options: dict,
+    ):
         """Events of trained replicas, [K, m, d] chunks
         (`ganplify.generators.neural.gan.training.generate`)."""
         from ganplify.generators.neural.gan import training
 
-        return training.generate(weights, seeds, n, chunk_size=chunk_size, device=device,
-                                 dropout={**self.option_defaults(), **options}["dropout"])
+        return training.generate(
+            weights,
+            seeds,
+            n,
+            chunk_size=chunk_size,
+            device=device,
+            dropout={**self.option_defaults(), **options}["dropout"],
+        )
 
     def load_sampler(
         self, setting: Any, seed: int, replica_dir: Path

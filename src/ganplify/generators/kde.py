@@ -51,8 +51,7 @@ def cv_bandwidth_factor(x: np.ndarray) -> float:
     grid = np.log(n ** (-1.0 / (d + 4)) * np.geomspace(0.02, 2.0, 12))
     best = int(np.argmin([loss(g) for g in grid]))
     lo, hi = grid[max(best - 1, 0)], grid[min(best + 1, len(grid) - 1)]
-    result = minimize_scalar(loss, bounds=(lo, hi), method="bounded",
-                             options={"xatol": 1e-3})
+    result = minimize_scalar(loss, bounds=(lo, hi), method="bounded", options={"xatol": 1e-3})
     return float(np.exp(result.x if result.fun <= loss(grid[best]) else grid[best]))
 
 
@@ -84,10 +83,12 @@ class Kde(Generator):
         need = CV_ARRAYS * 8 * n_train**2
         if bandwidth == "cv" and need > CV_MAX_BYTES:
             n_max = math.isqrt(CV_MAX_BYTES // (CV_ARRAYS * 8))
-            return (f"bandwidth = cv: its leave-one-out search holds about {CV_ARRAYS} x "
-                    f"n_train^2 float64 values, {need / 1e9:,.0f} GB (at most "
-                    f"{CV_MAX_BYTES / 1e9:.0f} GB: n_train <= {n_max:,}); use scott, silverman "
-                    "or a number")
+            return (
+                f"bandwidth = cv: its leave-one-out search holds about {CV_ARRAYS} x "
+                f"n_train^2 float64 values, {need / 1e9:,.0f} GB (at most "
+                f"{CV_MAX_BYTES / 1e9:.0f} GB: n_train <= {n_max:,}); use scott, silverman "
+                "or a number"
+            )
         return None
 
     @staticmethod
@@ -105,8 +106,9 @@ class Kde(Generator):
         out = []
         for seed, x in zip(seeds, train_sets, strict=True):
             kde = self._kde(x, options)
-            out.append(ReplicaFit(int(seed), info={"bandwidth_factor": float(kde.factor)},
-                                  data=kde))
+            out.append(
+                ReplicaFit(int(seed), info={"bandwidth_factor": float(kde.factor)}, data=kde)
+            )
         return out
 
     def sampler(
@@ -123,5 +125,6 @@ class Kde(Generator):
         self, setting: Any, seed: int, replica_dir: Path
     ) -> Callable[[int, np.random.Generator], np.ndarray]:
         x = replica_training_set(setting, seed)
-        return self.sampler(setting.make_target(), ReplicaFit(seed, data=self._kde(
-            x, dict(setting.options))))
+        return self.sampler(
+            setting.make_target(), ReplicaFit(seed, data=self._kde(x, dict(setting.options)))
+        )

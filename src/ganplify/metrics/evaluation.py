@@ -15,8 +15,16 @@ from ganplify.metrics.quantiles import Binning, CellCounter, mse, mse_from_count
 
 # Columns of a per-replica MSE table (and of tables/mse.csv).
 MSE_COLUMNS = [
-    "target", "dim", "n_train", "generator", "seed",
-    "binning", "n_quantiles", "n_cells", "n_generated", "mse",
+    "target",
+    "dim",
+    "n_train",
+    "generator",
+    "seed",
+    "binning",
+    "n_quantiles",
+    "n_cells",
+    "n_generated",
+    "mse",
 ]
 
 
@@ -135,8 +143,18 @@ def replica_table(
     for i, n in enumerate(grid):
         for j, b in enumerate(binnings):
             rows.append(
-                (target, dim, n_train, generator, seed, b.coordinate, b.n_quantiles,
-                 b.n_cells, n, float(values[i, j]))
+                (
+                    target,
+                    dim,
+                    n_train,
+                    generator,
+                    seed,
+                    b.coordinate,
+                    b.n_quantiles,
+                    b.n_cells,
+                    n,
+                    float(values[i, j]),
+                )
             )
     df = pd.DataFrame(rows, columns=MSE_COLUMNS)
     df["n_generated"] = df["n_generated"].astype("Int64" if n_grid else "float64")

@@ -230,4 +230,3 @@ def asymptotic_mse(
     """
     n = np.asarray(n_generated, dtype=np.float64)
     return (np.asarray(mse_value) - expected_sample_mse(n_cells, n)) / (1.0 - 1.0 / n)
-

@@ -52,11 +52,22 @@ def check_amplification(root: Path) -> list[str]:
     agg = _aggregate_config(root)
     robust = [] if agg is None else rb.robust_columns(agg["pass_probability"])
     if agg is not None and list(table.columns) != amplification_columns(agg["pass_probability"]):
-        problems.append(f"tables/amplification.csv: columns {list(table.columns)} are not "
-                        f"{amplification_columns(agg['pass_probability'])}")
+        problems.append(
+            f"tables/amplification.csv: columns {list(table.columns)} are not "
+            f"{amplification_columns(agg['pass_probability'])}"
+        )
         return problems
-    numeric = ["dim", "n_train", "n_quantiles", "n_cells", "n_replicas", "mse_mean",
-               "n_equiv", "amplification", *robust]
+    numeric = [
+        "dim",
+        "n_train",
+        "n_quantiles",
+        "n_cells",
+        "n_replicas",
+        "mse_mean",
+        "n_equiv",
+        "amplification",
+        *robust,
+    ]
     for col in numeric:
         if not pd.api.types.is_numeric_dtype(table[col]):
             problems.append(f"tables/amplification.csv: column {col} is not numeric")
@@ -70,16 +81,20 @@ def check_amplification(root: Path) -> list[str]:
         got = table[col].to_numpy(float)
         both = np.isfinite(want) & np.isfinite(got)
         if not np.allclose(got[both], want[both], rtol=1e-6, atol=0.0):
-            problems.append(f"tables/amplification.csv: {col} is not amplification times the "
-                            f"strict chi-square factor (robustness.strict_factor)")
+            problems.append(
+                f"tables/amplification.csv: {col} is not amplification times the "
+                f"strict chi-square factor (robustness.strict_factor)"
+            )
     return problems
 
 
 def check_robustness(root: Path) -> list[str]:
     """tables/robustness.csv and tables/robustness_limits.csv: columns, fractions in [0, 1]."""
     problems = []
-    for name, columns in (("robustness", rb.REALISED_COLUMNS),
-                          ("robustness_limits", rb.LIMIT_COLUMNS)):
+    for name, columns in (
+        ("robustness", rb.REALISED_COLUMNS),
+        ("robustness_limits", rb.LIMIT_COLUMNS),
+    ):
         try:
             table = rb.read_table(root / layout.table(name), columns)
         except (ResultsError, ValueError) as exc:
@@ -117,10 +132,19 @@ def check_fit_tables(root: Path) -> list[str]:
     """The fit's uncertainty tables, where the study has them (only studies with the fit)."""
 
     columns = dict(zip(fu.TABLES, (fu.UNCERTAINTY_COLUMNS, fu.PARAMETER_COLUMNS), strict=True))
-    return [problem for name, cols in columns.items()
-            if (root / layout.table(name)).is_file()
-            for problem in _check_columns(root, f"{name}.csv", cols)]
+    return [
+        problem
+        for name, cols in columns.items()
+        if (root / layout.table(name)).is_file()
+        for problem in _check_columns(root, f"{name}.csv", cols)
+    ]
 
 
-table_checks = (check_config, check_amplification, check_robustness, check_mse, check_replicas,
-                check_fit_tables)
+table_checks = (
+    check_config,
+    check_amplification,
+    check_robustness,
+    check_mse,
+    check_replicas,
+    check_fit_tables,
+)

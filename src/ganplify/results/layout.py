@@ -43,8 +43,16 @@ CHECKPOINT = "checkpoint"  # base name of a training checkpoint (.safetensors + 
 CHECKPOINT_FILES = (f"{CHECKPOINT}.safetensors", f"{CHECKPOINT}.json")
 
 # Every table a study can write (tables/<name>.csv).
-TABLES = ("mse", "amplification", "replicas", "fit_uncertainty", "fit_parameters",
-          "robustness", "robustness_limits", "learning_curve")
+TABLES = (
+    "mse",
+    "amplification",
+    "replicas",
+    "fit_uncertainty",
+    "fit_parameters",
+    "robustness",
+    "robustness_limits",
+    "learning_curve",
+)
 
 PHASH_LENGTH = 10  # hex digits of a setting's parameter hash
 EHASH_LENGTH = 8  # hex digits of a chunk's evaluation hash
@@ -112,10 +120,14 @@ def contract_patterns(generators: Mapping[str, Any]) -> list[str]:
     besides status.json and mse.csv.
     """
     setting = rf"{REPLICAS}/{setting_pattern([NAME_PATTERN], literal=False)}"
-    replica_files = sorted({STATUS, MSE, *(f for g in generators.values()
-                                          for f in g.replica_files)})
+    replica_files = sorted(
+        {STATUS, MSE, *(f for g in generators.values() for f in g.replica_files)}
+    )
     return [
-        re.escape(CONFIG), re.escape(PROVENANCE), re.escape(MERGED_FROM), re.escape(MANIFEST),
+        re.escape(CONFIG),
+        re.escape(PROVENANCE),
+        re.escape(MERGED_FROM),
+        re.escape(MANIFEST),
         r"report\.(html|zip)",
         rf"{TABLES_DIR}/({'|'.join(TABLES)})\.csv",
         rf"{FIGURES_DIR}/{NAME_PATTERN}\.(png|pdf)",

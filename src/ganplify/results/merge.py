@@ -91,17 +91,24 @@ def merged_config(configs: Sequence[Mapping], study_name: str) -> dict:
     used_counts: dict[str, dict[int, int]] = {}  # generator -> dim -> replicas used
     for key in out["dims"]:
         dim = int(key)
-        seeds = {s for c in configs for s in range(
-            cfg.axes(c, dim)["seeds"]["first"],
-            cfg.axes(c, dim)["seeds"]["first"] + cfg.axes(c, dim)["seeds"]["count"])}
+        seeds = {
+            s
+            for c in configs
+            for s in range(
+                cfg.axes(c, dim)["seeds"]["first"],
+                cfg.axes(c, dim)["seeds"]["first"] + cfg.axes(c, dim)["seeds"]["count"],
+            )
+        }
         first, count = _contiguous(seeds, f"d={dim}")
         dims_seeds[key] = {"first": first, "count": count}
         for gen in cfg.axes(out, dim)["generators"]:
             used = {s for c in configs for s in cfg.replica_seeds(c, dim, gen)}
             g_first, g_count = _contiguous(used, f"d={dim} {gen}")
             if g_first != first:
-                raise MergeError(f"d={dim} {gen}: its seeds start at {g_first}, the others' "
-                                 f"at {first}; merge folders whose seeds join up")
+                raise MergeError(
+                    f"d={dim} {gen}: its seeds start at {g_first}, the others' "
+                    f"at {first}; merge folders whose seeds join up"
+                )
             used_counts.setdefault(gen, {})[dim] = g_count
     for gen, per_dim in used_counts.items():
         # one `replicas` cap per generator must give every dimension the replicas it has
@@ -112,8 +119,10 @@ def merged_config(configs: Sequence[Mapping], study_name: str) -> dict:
             continue
         cap = capped.pop()
         if capped or any(min(dims_seeds[str(d)]["count"], cap) != n for d, n in per_dim.items()):
-            raise MergeError(f"{gen}: the folders use different numbers of its replicas per "
-                             "dimension, which one `replicas` cap cannot express")
+            raise MergeError(
+                f"{gen}: the folders use different numbers of its replicas per "
+                "dimension, which one `replicas` cap cannot express"
+            )
         block["replicas"] = cap
     firsts = {v["first"] for v in dims_seeds.values()}
     counts = {v["count"] for v in dims_seeds.values()}
@@ -140,8 +149,10 @@ def _plan_copies(sources: Sequence[Path], into: Path) -> list[tuple[Path, Path]]
                 continue  # job flags are rewritten for the merged chunks
             if rel in copies:
                 if not filecmp.cmp(copies[rel], path, shallow=False):
-                    raise MergeError(f"{rel} differs between {copies[rel].parents[0]} and {src}"
-                                     " (the same replica made twice with different results)")
+                    raise MergeError(
+                        f"{rel} differs between {copies[rel].parents[0]} and {src}"
+                        " (the same replica made twice with different results)"
+                    )
                 continue
             existing = into / rel
             if existing.exists() and not filecmp.cmp(existing, path, shallow=False):
@@ -188,15 +199,21 @@ def merge(sources: Sequence[Path], into: Path) -> dict:
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(src, dest)
     atomic_write_text(into / layout.CONFIG, yaml.safe_dump(config, sort_keys=False))
-    write_json(into / MERGED_FROM, {
-        "merged": now(),
-        "sources": [
-            {"path": str(src),
-             "provenance": read_json(src / layout.PROVENANCE)
-             if (src / layout.PROVENANCE).is_file() else None}
-            for src in sources
-        ],
-    })
+    write_json(
+        into / MERGED_FROM,
+        {
+            "merged": now(),
+            "sources": [
+                {
+                    "path": str(src),
+                    "provenance": read_json(src / layout.PROVENANCE)
+                    if (src / layout.PROVENANCE).is_file()
+                    else None,
+                }
+                for src in sources
+            ],
+        },
+    )
     flags = 0
     record = {"job": "merge", "merged_from": [str(s) for s in sources], "finished": now()}
     for chunk in study.plan(config):
@@ -205,7 +222,8 @@ def merge(sources: Sequence[Path], into: Path) -> dict:
             write_json(into / chunk.trained_flag, {**record, "chunk": chunk.name})
             flags += 1
         if _finished(into, chunk, evaluated=True):
-            write_json(into / chunk.evaluated_flag, {**record, "chunk": chunk.name,
-                                                     "wall_time_s": 0.0})
+            write_json(
+                into / chunk.evaluated_flag, {**record, "chunk": chunk.name, "wall_time_s": 0.0}
+            )
             flags += 1
     return {"files": len(copies), "flags": flags, "config": config}

@@ -21,14 +21,38 @@ ISA_VARIABLES = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRU
 
 # The /proc/cpuinfo flags (x86) and features (ARM) that decide which kernels BLAS and torch run.
 SIMD_FLAGS = (
-    "sse4_2", "avx", "fma", "avx2", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
-    "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16", "amx_int8",
-    "asimd", "sve", "sve2", "sme",
+    "sse4_2",
+    "avx",
+    "fma",
+    "avx2",
+    "avx512f",
+    "avx512bw",
+    "avx512vl",
+    "avx512_vnni",
+    "avx512_bf16",
+    "avx512_fp16",
+    "amx_tile",
+    "amx_bf16",
+    "amx_int8",
+    "asimd",
+    "sve",
+    "sve2",
+    "sme",
 )
 
 PACKAGES = (
-    "ganplify", "numpy", "scipy", "torch", "iminuit", "pandas", "matplotlib", "snakemake",
-    "snakemake-executor-plugin-slurm", "safetensors", "jsonschema", "pyyaml",
+    "ganplify",
+    "numpy",
+    "scipy",
+    "torch",
+    "iminuit",
+    "pandas",
+    "matplotlib",
+    "snakemake",
+    "snakemake-executor-plugin-slurm",
+    "safetensors",
+    "jsonschema",
+    "pyyaml",
 )
 
 
@@ -44,12 +68,20 @@ def git_state() -> dict:
     for cwd in (here, Path.cwd()):
         try:
             commit = subprocess.run(
-                ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True,
-                timeout=10, check=True,
+                ["git", "rev-parse", "HEAD"],
+                cwd=cwd,
+                capture_output=True,
+                text=True,
+                timeout=10,
+                check=True,
             ).stdout.strip()
             dirty = subprocess.run(
-                ["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
-                capture_output=True, text=True, timeout=10, check=True,
+                ["git", "status", "--porcelain", "--untracked-files=no"],
+                cwd=cwd,
+                capture_output=True,
+                text=True,
+                timeout=10,
+                check=True,
             ).stdout.strip()
             return {"commit": commit, "dirty": bool(dirty)}
         except (OSError, subprocess.SubprocessError):
@@ -102,8 +134,7 @@ def parse_cpuinfo(text: str) -> tuple[str | None, list[str]]:
         key, sep, value = line.partition(":")
         if sep:
             fields.setdefault(key.strip().lower(), value.strip())
-    model = next((fields[k] for k in ("model name", "hardware", "cpu part") if fields.get(k)),
-                 None)
+    model = next((fields[k] for k in ("model name", "hardware", "cpu part") if fields.get(k)), None)
     flags = set((fields.get("flags") or fields.get("features") or "").split())
     return model, [f for f in SIMD_FLAGS if f in flags]
 

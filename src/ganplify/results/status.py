@@ -57,8 +57,9 @@ def replica_states(
     outcomes: dict[str, slurm.JobOutcome] = {}
     if workdir is not None:
         for rule in ("train", "evaluate", "baseline"):
-            outcomes.update({f"{rule}:{k}": v for k, v in slurm.job_outcomes(workdir, rule)
-                             .items()})
+            outcomes.update(
+                {f"{rule}:{k}": v for k, v in slurm.job_outcomes(workdir, rule).items()}
+            )
     out = []
     for chunk in chunks:
         s = chunk.setting
@@ -83,8 +84,10 @@ def replica_states(
             why = []
             job = outcomes.get(f"{rule}:{key}")
             if job is not None and job.state and job.state != "COMPLETED":
-                why.append(f"SLURM job {job.job_id} {job.state}: "
-                           f"{slurm.EXPLAIN.get(job.state, 'see ' + str(job.log))}")
+                why.append(
+                    f"SLURM job {job.job_id} {job.state}: "
+                    f"{slurm.EXPLAIN.get(job.state, 'see ' + str(job.log))}"
+                )
             tail = _log_tail(results, chunk, rule)
             if tail:
                 why.append(tail)
@@ -115,8 +118,9 @@ def summary_lines(states: Sequence[ReplicaState]) -> list[str]:
     if pending:
         lines.append("")
         for st in pending:
-            lines.append(f"{st.setting}/seed{st.seed}: {st.state}"
-                         + (f" ({st.reason})" if st.reason else ""))
+            lines.append(
+                f"{st.setting}/seed{st.seed}: {st.state}" + (f" ({st.reason})" if st.reason else "")
+            )
     return lines
 
 

@@ -46,35 +46,44 @@ class Estimate:
 
 def training_sets_bytes(replicas: int, n_train: int, dim: int) -> Estimate:
     """The training sets a job holds: one [n_train, d] float64 array per replica."""
-    return Estimate(replicas * n_train * dim * FLOAT64,
-                    f"{replicas} replicas x {n_train:,} points x {dim} coordinates x 8 bytes")
+    return Estimate(
+        replicas * n_train * dim * FLOAT64,
+        f"{replicas} replicas x {n_train:,} points x {dim} coordinates x 8 bytes",
+    )
 
 
 def training_state_bytes(parameters: int, replicas: int) -> Estimate:
     """An ensemble's float32 weights, gradients and Adam moments."""
-    return Estimate(parameters * replicas * PARAMETER_BYTES * PARAMETER_COPIES,
-                    f"{replicas} replicas x {parameters:,} parameters x 4 bytes x 4 (weights, "
-                    "gradients, two Adam moments)")
+    return Estimate(
+        parameters * replicas * PARAMETER_BYTES * PARAMETER_COPIES,
+        f"{replicas} replicas x {parameters:,} parameters x 4 bytes x 4 (weights, "
+        "gradients, two Adam moments)",
+    )
 
 
 def chunk_bytes(events: int, dim: int) -> Estimate:
     """One evaluation chunk of ``events`` events in ``dim`` dimensions."""
-    return Estimate(events * dim * FLOAT64 * CHUNK_COPIES,
-                    f"{events:,} events x {dim} coordinates x 8 bytes x {CHUNK_COPIES} copies")
+    return Estimate(
+        events * dim * FLOAT64 * CHUNK_COPIES,
+        f"{events:,} events x {dim} coordinates x 8 bytes x {CHUNK_COPIES} copies",
+    )
 
 
 def bootstrap_bytes(resamples: int, replicas: int) -> Estimate:
     """One table row's bootstrap: ``resamples`` x ``replicas`` draws at once."""
-    return Estimate(resamples * replicas * BOOTSTRAP_DRAW_BYTES,
-                    f"{resamples:,} resamples x {replicas:,} replicas x "
-                    f"{BOOTSTRAP_DRAW_BYTES} bytes")
+    return Estimate(
+        resamples * replicas * BOOTSTRAP_DRAW_BYTES,
+        f"{resamples:,} resamples x {replicas:,} replicas x {BOOTSTRAP_DRAW_BYTES} bytes",
+    )
 
 
 def bootstrap_seconds(resamples: int, replicas: int, rows: int) -> Estimate:
     """The whole bootstrap: ``rows`` table rows of ``resamples`` x ``replicas`` draws."""
-    return Estimate(resamples * replicas * rows * SECONDS_PER_DRAW,
-                    f"{resamples:,} resamples x {replicas:,} replicas x up to {rows:,} table "
-                    f"rows x {SECONDS_PER_DRAW:g} s")
+    return Estimate(
+        resamples * replicas * rows * SECONDS_PER_DRAW,
+        f"{resamples:,} resamples x {replicas:,} replicas x up to {rows:,} table "
+        f"rows x {SECONDS_PER_DRAW:g} s",
+    )
 
 
 def table_rows(binnings: int, settings: int, grid: int) -> int:

@@ -32,6 +32,5 @@ def training_set(target: Shell, n_train: int, seed: int) -> np.ndarray:
 def evaluation_rng(seed: int, setting: Setting) -> np.random.Generator:
     """numpy stream for generating a replica's events, independent of its training set."""
     return np.random.default_rng(
-        [seed, int(DataStream.EVALUATE), setting.dim, setting.n_train,
-         stable_id(setting.generator)]
+        [seed, int(DataStream.EVALUATE), setting.dim, setting.n_train, stable_id(setting.generator)]
     )

@@ -40,9 +40,7 @@ class JobError(RuntimeError):
 def _check_output(chunk: Chunk, results: Path, output: Path, flag: str) -> None:
     expected = (results / flag).resolve()
     if output.resolve() != expected:
-        raise JobError(
-            f"output {output} does not match the job spec; expected {results / flag}"
-        )
+        raise JobError(f"output {output} does not match the job spec; expected {results / flag}")
 
 
 def write_status(results: Path, chunk: Chunk, seed: int, ok: bool, reason: str, **extra) -> dict:
@@ -110,22 +108,33 @@ def run_baseline(spec: dict, results: str | Path, output: str | Path) -> dict:
             else:
                 rng = evaluation_rng(fit.seed, setting)
                 draw = gen.sampler(target, fit)
-                stream = draw_in_chunks(lambda m, d=draw, r=rng: d(m, r),
-                                        max(chunk.n_generated), chunk.chunk_size)
+                stream = draw_in_chunks(
+                    lambda m, d=draw, r=rng: d(m, r), max(chunk.n_generated), chunk.chunk_size
+                )
                 acc = evaluate_stream(stream, counter, chunk.n_generated)
                 values = acc.result()
                 extra[fit.seed] = {"spread_ratio": acc.spread() / target.total_std()}
             table = replica_table(
-                target=setting.target, dim=setting.dim, n_train=setting.n_train,
-                generator=setting.generator, seed=fit.seed, binnings=chunk.binnings,
-                n_grid=chunk.n_generated, values=values,
+                target=setting.target,
+                dim=setting.dim,
+                n_train=setting.n_train,
+                generator=setting.generator,
+                seed=fit.seed,
+                binnings=chunk.binnings,
+                n_grid=chunk.n_generated,
+                values=values,
             )
             write_csv(rdir / layout.MSE, table)
         else:
             (rdir / layout.MSE).unlink(missing_ok=True)
             log.warning("replica %s seed %d failed: %s", setting.relpath, fit.seed, fit.reason)
         statuses[fit.seed] = write_status(
-            results, chunk, fit.seed, fit.ok, fit.reason, ehash=chunk.ehash,
+            results,
+            chunk,
+            fit.seed,
+            fit.ok,
+            fit.reason,
+            ehash=chunk.ehash,
             **extra.get(fit.seed, {}),
         )["status"]
     flag = {
@@ -196,39 +205,65 @@ def run_train(spec: dict, results: str | Path, output: str | Path) -> dict:
         target = setting.make_target()
         train_sets = np.stack([training_set(target, setting.n_train, s) for s in todo])
         bases = [results / setting.replica_dir(s) / layout.CHECKPOINT for s in todo]
-        metadata = {"phash": setting.phash, "generator": gen.name,
-                    **gen.weights_metadata(dict(setting.options))}
+        metadata = {
+            "phash": setting.phash,
+            "generator": gen.name,
+            **gen.weights_metadata(dict(setting.options)),
+        }
 
         def save_snapshots(epoch: int, weights: list) -> None:
             for seed, w in zip(todo, weights, strict=True):
                 path = results / layout.snapshot(setting.replica_dir(seed), epoch)
                 neural_io.save_generator(path, w, {**metadata, "seed": seed, "epoch": epoch})
 
-        result = gen.train(train_sets, todo, dict(setting.options), runtime, device, bases,
-                           setting.phash, hook=save_snapshots,
-                           hook_epochs=snapshot_epochs_of(chunk))
+        result = gen.train(
+            train_sets,
+            todo,
+            dict(setting.options),
+            runtime,
+            device,
+            bases,
+            setting.phash,
+            hook=save_snapshots,
+            hook_epochs=snapshot_epochs_of(chunk),
+        )
         device = result.device
         info.update(resumed_from_epoch=result.resumed_from_epoch, cuda_graph=result.cuda_graph)
         for k, seed in enumerate(todo):
             rdir = results / setting.replica_dir(seed)
-            neural_io.write_losses_csv(rdir / layout.LOSSES, result.history[:, k],
-                                      gen.history_columns)
+            neural_io.write_losses_csv(
+                rdir / layout.LOSSES, result.history[:, k], gen.history_columns
+            )
             ok = result.status[k] == "done"
             if ok:
-                neural_io.save_generator(rdir / gen.weights_file, result.generator_weights[k],
-                                         {**metadata, "seed": seed})
+                neural_io.save_generator(
+                    rdir / gen.weights_file, result.generator_weights[k], {**metadata, "seed": seed}
+                )
             else:
                 (rdir / gen.weights_file).unlink(missing_ok=True)
-            write_status(results, chunk, seed, ok, result.reason[k],
-                         failed_epoch=result.failed_epoch[k], device=result.device)
+            write_status(
+                results,
+                chunk,
+                seed,
+                ok,
+                result.reason[k],
+                failed_epoch=result.failed_epoch[k],
+                device=result.device,
+            )
             for f in gan_checkpoints.checkpoint_files(bases[k]):
                 f.unlink(missing_ok=True)
     statuses = {
         str(s): (replica_finished(results, chunk, s) or {}).get("status", "missing")
         for s in chunk.seeds
     }
-    flag = {"job": "train", "chunk": chunk.name, "spec": spec, "replicas": statuses, **info,
-            **job_record(time.perf_counter() - start, str(device))}
+    flag = {
+        "job": "train",
+        "chunk": chunk.name,
+        "spec": spec,
+        "replicas": statuses,
+        **info,
+        **job_record(time.perf_counter() - start, str(device)),
+    }
     write_json(output, flag)
     return flag
 
@@ -273,27 +308,34 @@ def run_evaluate(
         per_event = gen.bytes_per_event(options, setting.dim)
         step = max(256, min(chunk.chunk_size, memory_mb * 2**20 // (len(seeds) * per_event)))
         accs = [PrefixMSE(counter, chunk.n_generated) for _ in seeds]
-        for x in gen.generate(weights, seeds, max(chunk.n_generated), step, str(device),
-                              options):
+        for x in gen.generate(weights, seeds, max(chunk.n_generated), step, str(device), options):
             for acc, events in zip(accs, x, strict=True):
                 acc.feed(events)
         return accs
 
     def table_of(seed: int, acc: PrefixMSE):
         return replica_table(
-            target=setting.target, dim=setting.dim, n_train=setting.n_train,
-            generator=setting.generator, seed=seed, binnings=chunk.binnings,
-            n_grid=chunk.n_generated, values=acc.result(),
+            target=setting.target,
+            dim=setting.dim,
+            n_train=setting.n_train,
+            generator=setting.generator,
+            seed=seed,
+            binnings=chunk.binnings,
+            n_grid=chunk.n_generated,
+            values=acc.result(),
         )
 
     if done:
-        accs = evaluate([results / setting.replica_dir(s) / gen.weights_file for s in done],
-                        done)
+        accs = evaluate([results / setting.replica_dir(s) / gen.weights_file for s in done], done)
         for seed, acc in zip(done, accs, strict=True):
             rdir = results / setting.replica_dir(seed)
             write_csv(rdir / layout.MSE, table_of(seed, acc))
-            status = {**statuses[seed], "spread_ratio": acc.spread() / target.total_std(),
-                      "ehash": chunk.ehash, "evaluated": now()}
+            status = {
+                **statuses[seed],
+                "spread_ratio": acc.spread() / target.total_std(),
+                "ehash": chunk.ehash,
+                "evaluated": now(),
+            }
             write_json(rdir / layout.STATUS, status)
         curves: dict[int, list] = {seed: [] for seed in done}
         for epoch in snapshot_epochs_of(chunk):
@@ -302,8 +344,11 @@ def run_evaluate(
             if not have:
                 continue
             for seed, acc in zip(have, evaluate([paths[s] for s in have], have), strict=True):
-                curves[seed].append(table_of(seed, acc).assign(
-                    epoch=epoch, spread_ratio=acc.spread() / target.total_std()))
+                curves[seed].append(
+                    table_of(seed, acc).assign(
+                        epoch=epoch, spread_ratio=acc.spread() / target.total_std()
+                    )
+                )
         for seed, tables in curves.items():
             path = results / setting.replica_dir(seed) / layout.LEARNING
             if tables:
@@ -311,7 +356,9 @@ def run_evaluate(
             else:
                 path.unlink(missing_ok=True)
     flag = {
-        "job": "evaluate", "chunk": chunk.name, "spec": spec,
+        "job": "evaluate",
+        "chunk": chunk.name,
+        "spec": spec,
         "replicas": {str(s): statuses[s]["status"] for s in chunk.seeds},
         **job_record(time.perf_counter() - start, str(device)),
     }

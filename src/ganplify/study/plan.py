@@ -55,8 +55,7 @@ def generator_options(config: Mapping, generator: str, dim: int) -> dict:
     learns, so they stay out of the parameter hash.
     """
     skip = generators.get(generator).operational
-    return {k: v for k, v in cfg.generator_block(config, generator, dim).items()
-            if k not in skip}
+    return {k: v for k, v in cfg.generator_block(config, generator, dim).items() if k not in skip}
 
 
 @dataclass(frozen=True)
@@ -87,8 +86,7 @@ class Setting:
     @property
     def relpath(self) -> str:
         """Folder of the setting inside the results folder."""
-        return layout.setting_dir(self.target, self.dim, self.n_train, self.generator,
-                                  self.phash)
+        return layout.setting_dir(self.target, self.dim, self.n_train, self.generator, self.phash)
 
     def replica_dir(self, seed: int) -> str:
         return layout.replica_dir(self.relpath, seed)
@@ -177,7 +175,10 @@ class Chunk:
     @classmethod
     def _from_spec(cls, spec: Mapping) -> Chunk:
         setting = Setting(
-            spec["target"], int(spec["dim"]), int(spec["n_train"]), spec["generator"],
+            spec["target"],
+            int(spec["dim"]),
+            int(spec["n_train"]),
+            spec["generator"],
             dict(spec.get("options", {})),
         )
         chunk = cls(
@@ -206,8 +207,9 @@ def settings(config: Mapping) -> list[Setting]:
             ax = cfg.axes(config, dim)
             for n_train in sorted(ax["n_train"]):
                 for gen in ax["generators"]:
-                    out.append(Setting(target, dim, n_train, gen,
-                                       generator_options(config, gen, dim)))
+                    out.append(
+                        Setting(target, dim, n_train, gen, generator_options(config, gen, dim))
+                    )
     return out
 
 
@@ -238,8 +240,14 @@ def plan(config: Mapping) -> list[Chunk]:
         counts = event_counts(config, setting)
         for seeds in seed_chunks(config, setting):
             chunks.append(
-                Chunk(setting, seeds, binnings, counts, config["evaluation"]["chunk_size"],
-                      runtime_options(config, setting.generator, setting.dim))
+                Chunk(
+                    setting,
+                    seeds,
+                    binnings,
+                    counts,
+                    config["evaluation"]["chunk_size"],
+                    runtime_options(config, setting.generator, setting.dim),
+                )
             )
     return chunks
 
@@ -249,6 +257,5 @@ def train_minutes(config: Mapping, chunk: Chunk) -> int:
 
     opts = chunk.setting.options
     # minibatch epochs (the GAN) have n_train / batch_size steps; full-batch models one
-    steps = max(1, chunk.setting.n_train // int(opts["batch_size"])) if "batch_size" in opts \
-        else 1
+    steps = max(1, chunk.setting.n_train // int(opts["batch_size"])) if "batch_size" in opts else 1
     return minutes(config, int(opts.get("epochs", 1)), steps, len(chunk.seeds), chunk.setting.dim)

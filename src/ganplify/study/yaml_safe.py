@@ -94,8 +94,10 @@ class _StrictLoader(yaml.SafeLoader):
         if self.check_event(yaml.AliasEvent):
             self.aliases += 1
             if self.aliases > MAX_ALIASES:
-                raise YamlError(f"{_where(self.peek_event())}: more than {MAX_ALIASES} aliases "
-                                "(*name); write the values out")
+                raise YamlError(
+                    f"{_where(self.peek_event())}: more than {MAX_ALIASES} aliases "
+                    "(*name); write the values out"
+                )
         return super().compose_node(parent, index)
 
     def construct_mapping(self, node: yaml.Node, deep: bool = False) -> dict:
@@ -110,8 +112,10 @@ class _StrictLoader(yaml.SafeLoader):
                 except TypeError:
                     continue  # an unhashable key: the base class says so
                 if first is not key_node:
-                    raise YamlError(f"{_where(key_node)}: duplicate key {key!r} (first at "
-                                    f"{_where(first)}); give each key once")
+                    raise YamlError(
+                        f"{_where(key_node)}: duplicate key {key!r} (first at "
+                        f"{_where(first)}); give each key once"
+                    )
         return super().construct_mapping(node, deep=deep)
 
 
@@ -132,8 +136,10 @@ def load(text: str) -> Any:
             return None
         size = expanded_size(node, _node_children, MAX_VALUES)
         if size > MAX_VALUES:
-            raise YamlError(f"its aliases expand to more than {MAX_VALUES:,} values (an alias "
-                            "bomb?); write the values out")
+            raise YamlError(
+                f"its aliases expand to more than {MAX_VALUES:,} values (an alias "
+                "bomb?); write the values out"
+            )
         return loader.construct_document(node)
     except RecursionError:
         raise YamlError("nested too deeply to read") from None

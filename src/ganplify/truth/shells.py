@@ -373,8 +373,9 @@ class StudentShell(Shell):
 
     def _law_pdf(self, z: np.ndarray) -> np.ndarray:
         nu = self.nu
-        log_norm = (special.gammaln(0.5 * (nu + 1)) - special.gammaln(0.5 * nu)
-                    - 0.5 * np.log(nu * np.pi))
+        log_norm = (
+            special.gammaln(0.5 * (nu + 1)) - special.gammaln(0.5 * nu) - 0.5 * np.log(nu * np.pi)
+        )
         return np.exp(log_norm - 0.5 * (nu + 1) * np.log1p(np.asarray(z) ** 2 / nu))
 
     def _law_variance(self) -> float:

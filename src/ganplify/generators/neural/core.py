@@ -38,8 +38,14 @@ class ReplicaStatus:
 class Interrupted(RuntimeError):
     """Training stopped on a signal after writing its checkpoints."""
 
-    def __init__(self, signum: int, epoch: int, step: int, saved: bool,
-                 unsaved: str = "no checkpoint paths were given") -> None:
+    def __init__(
+        self,
+        signum: int,
+        epoch: int,
+        step: int,
+        saved: bool,
+        unsaved: str = "no checkpoint paths were given",
+    ) -> None:
         name = signal.Signals(signum).name
         where = "checkpoints written" if saved else unsaved
         super().__init__(f"received {name} in epoch {epoch + 1} (step {step}); {where}")
@@ -57,7 +63,11 @@ class Progress:
     """A tqdm bar on a terminal, else a log line every ``log_every`` seconds."""
 
     def __init__(
-        self, total: int, start: int, enabled: bool | None, log_every: float,
+        self,
+        total: int,
+        start: int,
+        enabled: bool | None,
+        log_every: float,
         columns: Sequence[str],
     ) -> None:
         self.total, self.start, self.log_every = total, start, log_every
@@ -77,11 +87,14 @@ class Progress:
         """Report that ``epoch`` (1-based, completed) had per-replica mean losses ``means``
         ([K, len(columns)])."""
         with np.errstate(all="ignore"):
-            values = [np.nanmean(means[:, i]) if np.isfinite(means[:, i]).any() else np.nan
-                      for i in range(len(self.columns))]
+            values = [
+                np.nanmean(means[:, i]) if np.isfinite(means[:, i]).any() else np.nan
+                for i in range(len(self.columns))
+            ]
         k = means.shape[0]
-        text = "  ".join(f"{name} {value:.4g}" for name, value in zip(self.columns, values,
-                                                                        strict=True))
+        text = "  ".join(
+            f"{name} {value:.4g}" for name, value in zip(self.columns, values, strict=True)
+        )
         if self.bar is not None:
             self.bar.set_postfix_str(f"{text}  alive {n_alive}/{k}")
             self.bar.update(1)
@@ -93,8 +106,16 @@ class Progress:
         elapsed = now - self.t0
         rate = (epoch - self.start) / elapsed if elapsed > 0 else float("nan")
         remaining = (self.total - epoch) / rate if rate > 0 else float("nan")
-        log.info("epoch %d/%d  %s  alive %d/%d  elapsed %s  remaining %s", epoch, self.total,
-                 text, n_alive, k, _format_seconds(elapsed), _format_seconds(remaining))
+        log.info(
+            "epoch %d/%d  %s  alive %d/%d  elapsed %s  remaining %s",
+            epoch,
+            self.total,
+            text,
+            n_alive,
+            k,
+            _format_seconds(elapsed),
+            _format_seconds(remaining),
+        )
 
     def close(self) -> None:
         if self.bar is not None:
@@ -119,9 +140,11 @@ class TrainResult:
     @staticmethod
     def outcomes(statuses: Sequence[ReplicaStatus]) -> dict[str, tuple]:
         """The status, reason and failed_epoch fields from the replicas' statuses."""
-        return {"status": tuple(s.status for s in statuses),
-                "reason": tuple(s.reason for s in statuses),
-                "failed_epoch": tuple(s.failed_epoch for s in statuses)}
+        return {
+            "status": tuple(s.status for s in statuses),
+            "reason": tuple(s.reason for s in statuses),
+            "failed_epoch": tuple(s.failed_epoch for s in statuses),
+        }
 
 
 def check_generate_args(n_seeds: int, n_replicas: int, n: int, chunk_size: int) -> None:

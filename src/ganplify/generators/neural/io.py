@@ -23,9 +23,7 @@ def data_digest(data: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(data, dtype=np.float32).tobytes()).hexdigest()
 
 
-def write_losses_csv(
-    path: Path, history: np.ndarray, columns: Sequence[str]
-) -> None:
+def write_losses_csv(path: Path, history: np.ndarray, columns: Sequence[str]) -> None:
     """Write one replica's loss history [epochs, C] as CSV: epoch, then ``columns`` (the GAN's:
     d_loss, g_loss, penalty).
 
@@ -54,5 +52,3 @@ def save_generator(
 def load_generator(path: Path) -> dict[str, torch.Tensor]:
     """Load generator weights saved by `save_generator` (safetensors: no code is executed)."""
     return safetensors.torch.load_file(str(path), device="cpu")
-
-

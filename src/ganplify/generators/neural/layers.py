@@ -41,14 +41,14 @@ class EnsembleLayers(nn.Module):
         super().__init__()
         self.specs = tuple(specs)
         self.n_replicas = n_replicas
-        shapes = [(s.fan_out, s.fan_in) if self.out_major else (s.fan_in, s.fan_out)
-                  for s in self.specs]
+        shapes = [
+            (s.fan_out, s.fan_in) if self.out_major else (s.fan_in, s.fan_out) for s in self.specs
+        ]
         self.weight = nn.ParameterList(
             [nn.Parameter(torch.empty(n_replicas, *shape, device=device)) for shape in shapes]
         )
         self.bias = nn.ParameterList(
-            [nn.Parameter(torch.empty(n_replicas, 1, s.fan_out, device=device))
-             for s in self.specs]
+            [nn.Parameter(torch.empty(n_replicas, 1, s.fan_out, device=device)) for s in self.specs]
         )
 
     def affine(self, i: int, x: torch.Tensor) -> torch.Tensor:

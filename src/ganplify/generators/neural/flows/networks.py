@@ -54,14 +54,18 @@ class Schedule:
         names = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - names)
         if unknown:
-            raise ValueError(f"unknown {cls.__name__} option(s) {unknown}; allowed: "
-                             f"{sorted(names)}")
+            raise ValueError(
+                f"unknown {cls.__name__} option(s) {unknown}; allowed: {sorted(names)}"
+            )
         return cls(**dict(values))
 
     def architecture(self) -> dict:
         """The fields that define the network (stored with the weights)."""
-        return {f.name: getattr(self, f.name) for f in fields(self)
-                if f.name not in {g.name for g in fields(Schedule)}}
+        return {
+            f.name: getattr(self, f.name)
+            for f in fields(self)
+            if f.name not in {g.name for g in fields(Schedule)}
+        }
 
 
 @dataclass(frozen=True)
@@ -169,8 +173,13 @@ class EnsembleFlow(nn.Module):
     computes from the preceding coordinates, then reverses the coordinate order.
     """
 
-    def __init__(self, dim: int, config: FlowConfig, n_replicas: int,
-                 device: torch.device | str | None = None) -> None:
+    def __init__(
+        self,
+        dim: int,
+        config: FlowConfig,
+        n_replicas: int,
+        device: torch.device | str | None = None,
+    ) -> None:
         super().__init__()
         self.dim, self.config, self.n_replicas = dim, config, n_replicas
         self.per_dim = 3 * config.bins - 1
@@ -188,8 +197,9 @@ class EnsembleFlow(nn.Module):
 
         p = self.nets[t](x).unflatten(-1, (self.dim, self.per_dim))
         b = self.config.bins
-        return MonotonicRQSTransform(p[..., :b], p[..., b:2 * b], p[..., 2 * b:],
-                                     bound=self.config.bound)
+        return MonotonicRQSTransform(
+            p[..., :b], p[..., b : 2 * b], p[..., 2 * b :], bound=self.config.bound
+        )
 
     def transform(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Latent points z [K, n, d] of standardised points x and log|det dz/dx| [K, n]."""
@@ -221,8 +231,13 @@ class EnsembleFlow(nn.Module):
 class EnsembleVelocity(nn.Module):
     """K replicas of a velocity field v(x, t) for flow matching."""
 
-    def __init__(self, dim: int, config: FlowMatchingConfig, n_replicas: int,
-                 device: torch.device | str | None = None) -> None:
+    def __init__(
+        self,
+        dim: int,
+        config: FlowMatchingConfig,
+        n_replicas: int,
+        device: torch.device | str | None = None,
+    ) -> None:
         super().__init__()
         self.dim, self.config, self.n_replicas = dim, config, n_replicas
         sizes = [dim + 1] + [config.hidden] * config.layers + [dim]
@@ -248,7 +263,10 @@ class EnsembleVelocity(nn.Module):
 
 
 def flow_matching_loss(
-    model: EnsembleVelocity, x1: torch.Tensor, keys: torch.Tensor, stream: tuple[int, int],
+    model: EnsembleVelocity,
+    x1: torch.Tensor,
+    keys: torch.Tensor,
+    stream: tuple[int, int],
     counter: int | torch.Tensor,
 ) -> torch.Tensor:
     """Per-replica conditional flow-matching loss, mean over points of |v - (x1 - x0)|^2.

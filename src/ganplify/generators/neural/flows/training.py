@@ -79,8 +79,9 @@ class Model:
 # keyed by the generators' names, which their own modules own
 MODELS = {
     Flow.name: Model(Flow.name, FlowConfig, EnsembleFlow, likelihood=True),
-    FlowMatching.name: Model(FlowMatching.name, FlowMatchingConfig, EnsembleVelocity,
-                             likelihood=False),
+    FlowMatching.name: Model(
+        FlowMatching.name, FlowMatchingConfig, EnsembleVelocity, likelihood=False
+    ),
 }
 
 
@@ -223,20 +224,35 @@ def train_ensemble(
             now = time.monotonic()
             if now - last_log[0] > log_every or epoch == config.epochs:
                 last_log[0] = now
-                h = history[max(epoch - CHECK_EVERY, 0):epoch].cpu().numpy()
-                means = [float(np.mean(c[np.isfinite(c)])) if np.isfinite(c).any() else math.nan
-                         for c in (h[..., 0], h[..., 1])]
-                log.info("%s epoch %d/%d  train %.4f  held-out %.4f  stopped %d/%d",
-                         name, epoch, config.epochs, *means, int(done.sum()), k)
+                h = history[max(epoch - CHECK_EVERY, 0) : epoch].cpu().numpy()
+                means = [
+                    float(np.mean(c[np.isfinite(c)])) if np.isfinite(c).any() else math.nan
+                    for c in (h[..., 0], h[..., 1])
+                ]
+                log.info(
+                    "%s epoch %d/%d  train %.4f  held-out %.4f  stopped %d/%d",
+                    name,
+                    epoch,
+                    config.epochs,
+                    *means,
+                    int(done.sum()),
+                    k,
+                )
             return use_val and bool(done.all())
         return False
 
     def snapshot(epoch: int) -> None:
         hook(epoch, replica_weights(net, [p.detach() for p in params], shift, scale))
 
-    epoch = run_epochs(0, config.epochs, run_epoch, position=lambda: steps[0],
-                       unsaved="no checkpoints (a short training: the rerun retrains)",
-                       hook=snapshot if hook is not None else None, hook_epochs=hook_epochs)
+    epoch = run_epochs(
+        0,
+        config.epochs,
+        run_epoch,
+        position=lambda: steps[0],
+        unsaved="no checkpoints (a short training: the rerun retrains)",
+        hook=snapshot if hook is not None else None,
+        hook_epochs=hook_epochs,
+    )
     final = best if use_val else [p.detach() for p in params]
     best_epoch, failed, failed_epoch = st["best_epoch"], st["failed"], st["failed_epoch"]
     if not use_val:
@@ -248,16 +264,19 @@ def train_ensemble(
     for r in range(k):
         fe = int(failed_epoch[r])
         if bool(failed[r]):
-            reason = (f"non-finite training loss at epoch {fe}" if fe else
-                      "held-out loss never finite")
+            reason = (
+                f"non-finite training loss at epoch {fe}" if fe else "held-out loss never finite"
+            )
             statuses.append(ReplicaStatus("failed", reason, fe or None))
         else:
             statuses.append(ReplicaStatus("done"))
         weights[r]["best_epoch"] = torch.tensor([int(best_epoch[r])])
     return TrainResult(
         **TrainResult.outcomes(statuses),
-        generator_weights=tuple(weights), history=history[:epoch].cpu().numpy(),
-        wall_time=time.perf_counter() - start_time, device=str(dev),
+        generator_weights=tuple(weights),
+        history=history[:epoch].cpu().numpy(),
+        wall_time=time.perf_counter() - start_time,
+        device=str(dev),
     )
 
 
@@ -282,7 +301,9 @@ def weights_metadata(name: str, options: Mapping[str, object]) -> dict[str, str]
 
 
 def stack_replicas(
-    name: str, weights: Sequence[Mapping[str, torch.Tensor]], architecture: Mapping,
+    name: str,
+    weights: Sequence[Mapping[str, torch.Tensor]],
+    architecture: Mapping,
     device: torch.device,
 ) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
     """An ensemble network from K replicas' saved weights, with their shift and scale."""

@@ -38,8 +38,10 @@ def checkpoint_files(base: Path) -> tuple[Path, Path]:
 def _replica_tensors(state: TrainState, k: int, history: np.ndarray) -> dict[str, torch.Tensor]:
     """Replica k's full training state as named CPU tensors (plain-module layout)."""
     out: dict[str, torch.Tensor] = {}
-    nets = (("generator", state.generator, state.opt_g), ("discriminator", state.discriminator,
-                                                          state.opt_d))
+    nets = (
+        ("generator", state.generator, state.opt_g),
+        ("discriminator", state.discriminator, state.opt_d),
+    )
     for prefix, net, opt in nets:
         for name, param, spec in net.layout():
             out[f"{prefix}/{name}"] = net.to_plain(param.detach()[k], name, spec)
@@ -129,10 +131,13 @@ def load_state_(
     if loaded[0][0]["steps_per_epoch"] != state.steps_per_epoch:
         raise ValueError("checkpoint has a different number of steps per epoch")
     with torch.no_grad():
-        nets = (("generator", state.generator, state.opt_g),
-                ("discriminator", state.discriminator, state.opt_d))
+        nets = (
+            ("generator", state.generator, state.opt_g),
+            ("discriminator", state.discriminator, state.opt_d),
+        )
         for prefix, net, opt in nets:
             for name, param, spec in net.layout():
+
                 def stacked(key: str, net=net, name: str = name, spec: models.LayerSpec = spec):
                     return torch.stack([net.to_ensemble(t[key], name, spec) for _, t in loaded])
 

@@ -113,4 +113,3 @@ class GanConfig:
     def learning_rate(self, epoch: int) -> float:
         """Learning rate during ``epoch`` (0-based)."""
         return self.lr * self.lr_decay ** (epoch // self.lr_decay_every)
-

@@ -57,8 +57,12 @@ def draw_step(
             keys, GanStream.D_STEP_GENERATOR_DROPOUT, counter, (layers, b, h), p
         ),
         data_noise=rng.uniform_range(
-            keys, GanStream.D_STEP_DATA_NOISE, counter, (b, arch.dim),
-            -config.data_noise, config.data_noise,
+            keys,
+            GanStream.D_STEP_DATA_NOISE,
+            counter,
+            (b, arch.dim),
+            -config.data_noise,
+            config.data_noise,
         ),
         d_masks=dropout_masks(
             keys, GanStream.D_STEP_DISCRIMINATOR_DROPOUT, counter, (layers, 2 * b, h), p
@@ -112,9 +116,7 @@ def ensemble_discriminator_loss(
     logits = disc(x, masks)  # [K, 2, B]
     (grad,) = torch.autograd.grad(logits.sum(), x, create_graph=True)
     grad_sq = grad.square().sum(-1)
-    return discriminator_objective(
-        logits[:, 0], logits[:, 1], grad_sq[:, 0], grad_sq[:, 1], gamma
-    )
+    return discriminator_objective(logits[:, 0], logits[:, 1], grad_sq[:, 0], grad_sq[:, 1], gamma)
 
 
 @dataclass
@@ -300,4 +302,3 @@ def end_epoch(state: TrainState) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     alive, d_failed = state.alive.cpu().numpy(), state.d_failed.cpu().numpy()
     state.sums.zero_()
     return means, alive, d_failed
-

@@ -134,8 +134,15 @@ def train_ensemble(
 
     def save() -> None:
         if bases is not None:
-            save_checkpoints(state, bases, history, statuses, seeds=seeds,
-                             config_hash=config_hash, digests=digests)
+            save_checkpoints(
+                state,
+                bases,
+                history,
+                statuses,
+                seeds=seeds,
+                config_hash=config_hash,
+                digests=digests,
+            )
 
     runner, graphed = make_step_runner(state, config.cuda_graphs)
     bar = Progress(config.epochs, start_epoch, progress, log_every, LOSS_COLUMNS)
@@ -155,11 +162,16 @@ def train_ensemble(
         hook(epoch, [ens_layers.replica_state_dict(state.generator, i) for i in range(k)])
 
     try:
-        run_epochs(start_epoch, config.epochs, run_epoch,
-                   position=lambda: int(state.step.item()),
-                   save=save if bases is not None else None,
-                   checkpoint_every=config.checkpoint_every,
-                   hook=snapshot if hook is not None else None, hook_epochs=hook_epochs)
+        run_epochs(
+            start_epoch,
+            config.epochs,
+            run_epoch,
+            position=lambda: int(state.step.item()),
+            save=save if bases is not None else None,
+            checkpoint_every=config.checkpoint_every,
+            hook=snapshot if hook is not None else None,
+            hook_epochs=hook_epochs,
+        )
         for st in statuses:
             if st.status == "running":
                 st.status = "done"
@@ -230,8 +242,11 @@ def _maybe_resume(
         return 0
     step = int(loaded[0][0]["step"])
     if step > state.config.epochs * state.steps_per_epoch:
-        log.info("starting fresh: the checkpoints are at step %d, beyond the %d epochs asked for",
-                 step, state.config.epochs)
+        log.info(
+            "starting fresh: the checkpoints are at step %d, beyond the %d epochs asked for",
+            step,
+            state.config.epochs,
+        )
         return 0
     past = load_state_(state, loaded)
     n_done = min(past.shape[0], history.shape[0])
@@ -314,17 +329,33 @@ def generate(
     keys = rng.replica_keys(seeds, dev)
 
     def draw(start: int, m: int) -> torch.Tensor:
-        z = rng.uniform_range(keys, GanStream.EVAL_NOISE, 0, (m, arch.noise_dim), -1.0, 1.0,
-                              offset=start * arch.noise_dim)
-        masks = torch.stack(
-            [
-                rng.keep_mask(keys, GanStream.EVAL_DROPOUT, layer, (m, arch.hidden), dropout,
-                              offset=start * arch.hidden)
-                for layer in range(arch.layers)
-            ],
-            dim=1,
-        ).to(torch.float32).mul_(1.0 / (1.0 - dropout))
+        z = rng.uniform_range(
+            keys,
+            GanStream.EVAL_NOISE,
+            0,
+            (m, arch.noise_dim),
+            -1.0,
+            1.0,
+            offset=start * arch.noise_dim,
+        )
+        masks = (
+            torch.stack(
+                [
+                    rng.keep_mask(
+                        keys,
+                        GanStream.EVAL_DROPOUT,
+                        layer,
+                        (m, arch.hidden),
+                        dropout,
+                        offset=start * arch.hidden,
+                    )
+                    for layer in range(arch.layers)
+                ],
+                dim=1,
+            )
+            .to(torch.float32)
+            .mul_(1.0 / (1.0 - dropout))
+        )
         return gen(z, masks).to(torch.float64)
 
     yield from generate_in_chunks(n, chunk_size, draw)
-
