@@ -31,25 +31,41 @@ STUDY = {
     "target": "gaussian_shell",
     "seeds": {"first": 0, "count": 3},
     "replicas_per_job": 1,
-    "defaults": {"n_train": [20], "generators": ["sample", "gan"], "n_generated": [100, 1000],
-                 "sample_sizes": [20, 40]},
-    "dims": {1: {"quantiles": [5], "generators": ["sample", "fit", "gan"]},
-             2: {"quantiles": [4], "joint": [3], "generators": ["sample"]}},
+    "defaults": {
+        "n_train": [20],
+        "generators": ["sample", "gan"],
+        "n_generated": [100, 1000],
+        "sample_sizes": [20, 40],
+    },
+    "dims": {
+        1: {"quantiles": [5], "generators": ["sample", "fit", "gan"]},
+        2: {"quantiles": [4], "joint": [3], "generators": ["sample"]},
+    },
     # a small network: a job trains for tens of seconds, long enough to be cancelled
-    "gan": {"epochs": 1500, "noise_dim": 8, "hidden": 16, "layers": 2, "embedding": 4,
-            "checkpoint_every": 50},
-    "resources": {rule: {"cpus": 1, "mem_mb": 500} for rule in ("train", "evaluate",
-                                                                  "baseline")},
+    "gan": {
+        "epochs": 1500,
+        "noise_dim": 8,
+        "hidden": 16,
+        "layers": 2,
+        "embedding": 4,
+        "checkpoint_every": 50,
+    },
+    "resources": {rule: {"cpus": 1, "mem_mb": 500} for rule in ("train", "evaluate", "baseline")},
 }
 # Test-only speed-ups on top of the profile: poll job states after 2 s, no automatic retry.
 FAST = ["--slurm-init-seconds-before-status-checks", "2", "--retries", "0"]
 
 
-def snakemake_slurm(project: Path, env: dict, config: Path, *extra: str,
-                    timeout: float = 900) -> subprocess.CompletedProcess:
+def snakemake_slurm(
+    project: Path, env: dict, config: Path, *extra: str, timeout: float = 900
+) -> subprocess.CompletedProcess:
     return subprocess.run(
         [*snakemake_cmd(), "--profile", "slurm", "--configfile", str(config), *FAST, *extra],
-        cwd=project, env=env, capture_output=True, text=True, timeout=timeout,
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -96,7 +112,11 @@ def test_cancel_and_failure_then_rerun_only_those(slurm_cluster, client_env, tmp
     with first_log.open("w") as sink:
         proc = subprocess.Popen(
             [*snakemake_cmd(), "--profile", "slurm", "--configfile", str(config), *FAST],
-            cwd=project, env=client_env, stdout=sink, stderr=subprocess.STDOUT, text=True,
+            cwd=project,
+            env=client_env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
     # cancel seed 0's training job once it has written a checkpoint (it is mid-training)
     deadline = time.monotonic() + 600
@@ -105,8 +125,7 @@ def test_cancel_and_failure_then_rerun_only_those(slurm_cluster, client_env, tmp
         assert time.monotonic() < deadline, "seed 0 never wrote a checkpoint"
         assert proc.poll() is None, "snakemake ended before the cancellation"
         if victim_ckpt.is_file():
-            for line in run(["squeue", "--noheader", "--format", "%i %k"],
-                            client_env).splitlines():
+            for line in run(["squeue", "--noheader", "--format", "%i %k"], client_env).splitlines():
                 job_id, _, comment = line.partition(" ")
                 if "gan-" in comment and comment.endswith("seeds0-0") and "d1" in comment:
                     run(["scancel", job_id], client_env)
@@ -119,7 +138,10 @@ def test_cancel_and_failure_then_rerun_only_those(slurm_cluster, client_env, tmp
     # status: both replicas with their reason, everything else done
     status = subprocess.run(
         [str(Path(snakemake_cmd()[0]).parent / "ganplify"), "status", str(results)],
-        cwd=project, env=client_env, capture_output=True, text=True,
+        cwd=project,
+        env=client_env,
+        capture_output=True,
+        text=True,
     )
     assert status.returncode == 1, status.stdout
     pending = [ln for ln in status.stdout.splitlines() if ": " in ln and "/seed" in ln]
@@ -139,8 +161,13 @@ def test_cancel_and_failure_then_rerun_only_those(slurm_cluster, client_env, tmp
     setting = gan_d1.setting.relpath.removeprefix("replicas/")
     assert trained == {f"{setting}/seeds0-0", f"{setting}/seeds2-2"}, trained
     assert "rule baseline:" not in log
-    resumed = (results / "logs" / "train" / gan_d1.setting.relpath.removeprefix("replicas/")
-               / "seeds0-0.log").read_text()
+    resumed = (
+        results
+        / "logs"
+        / "train"
+        / gan_d1.setting.relpath.removeprefix("replicas/")
+        / "seeds0-0.log"
+    ).read_text()
     assert "resuming from step" in resumed
     assert ganplify_main(["verify", str(results)]) == 0
     assert ganplify_main(["status", str(results), "--workdir", str(project)]) == 0
@@ -150,8 +177,9 @@ def test_preflight_sacct_that_does_not_work(slurm_cluster, client_env, tmp_path)
     project = copy_project(tmp_path / "p")
     fake = tmp_path / "bin"
     fake.mkdir()
-    (fake / "sacct").write_text("#!/bin/sh\necho 'sacct: error: Slurm accounting storage is "
-                                "disabled' >&2\nexit 1\n")
+    (fake / "sacct").write_text(
+        "#!/bin/sh\necho 'sacct: error: Slurm accounting storage is disabled' >&2\nexit 1\n"
+    )
     (fake / "sacct").chmod(0o755)
     env = {**client_env, "PATH": f"{fake}:{client_env['PATH']}"}
     proc = snakemake_slurm(project, env, write_config(project), timeout=300)
@@ -161,15 +189,20 @@ def test_preflight_sacct_that_does_not_work(slurm_cluster, client_env, tmp_path)
     assert not (project / "results" / "cluster" / "replicas").exists()  # no job ran
 
 
-@pytest.mark.parametrize(("slurm_block", "words"), [
-    ({"gpu_model": "h100"}, ["refuses a train job", "--gpus=h100:1", "GPU"]),
-    ({"partition": "nosuch", "gpu_partition": "nosuch"}, ["refuses a", "partition"]),
-])
-def test_preflight_requests_the_cluster_cannot_serve(slurm_cluster, client_env, tmp_path,
-                                                     slurm_block, words):
+@pytest.mark.parametrize(
+    ("slurm_block", "words"),
+    [
+        ({"gpu_model": "h100"}, ["refuses a train job", "--gpus=h100:1", "GPU"]),
+        ({"partition": "nosuch", "gpu_partition": "nosuch"}, ["refuses a", "partition"]),
+    ],
+)
+def test_preflight_requests_the_cluster_cannot_serve(
+    slurm_cluster, client_env, tmp_path, slurm_block, words
+):
     project = copy_project(tmp_path / "p")
-    proc = snakemake_slurm(project, client_env, write_config(project, slurm=slurm_block),
-                           timeout=300)
+    proc = snakemake_slurm(
+        project, client_env, write_config(project, slurm=slurm_block), timeout=300
+    )
     assert proc.returncode != 0
     err = proc.stdout + proc.stderr
     assert "SLURM preflight" in err, err
@@ -197,9 +230,15 @@ def test_time_limit_is_reported(slurm_cluster, client_env, tmp_path):
     proc = snakemake_slurm(project, client_env, config, timeout=600)
     assert proc.returncode != 0
     status = subprocess.run(
-        [str(Path(snakemake_cmd()[0]).parent / "ganplify"), "status",
-         str(project / "results" / "cluster")],
-        cwd=project, env=client_env, capture_output=True, text=True,
+        [
+            str(Path(snakemake_cmd()[0]).parent / "ganplify"),
+            "status",
+            str(project / "results" / "cluster"),
+        ],
+        cwd=project,
+        env=client_env,
+        capture_output=True,
+        text=True,
     )
     assert "in progress (checkpoint at epoch" in status.stdout, status.stdout
     assert "TIMEOUT" in status.stdout and "time limit" in status.stdout, status.stdout
