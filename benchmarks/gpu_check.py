@@ -158,14 +158,7 @@ def jobs_end_to_end(device: torch.device, out: Path, epochs: int) -> None:
     agg = config["aggregate"]
     table_mse, replicas = amp.collect(results, study.plan(config))
     table = amp.amplification_table(
-        table_mse,
-        replicas,
-        n_boot=agg["bootstrap"],
-        interval=agg["interval"],
-        seed=agg["seed"],
-        collapse_spread=agg["collapse_spread"],
-        saturation=agg["saturation"],
-        robust_cl=agg["robust_cl"],
+        table_mse, replicas, **amp.table_options(agg), robust_cl=agg["robust_cl"]
     )
     table.to_csv(out / "amplification.csv", index=False)
     for gen, grp in table.groupby("generator"):

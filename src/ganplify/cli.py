@@ -157,11 +157,7 @@ def cmd_aggregate(args: argparse.Namespace) -> int:
     table = amp.amplification_table(
         mse,
         replicas,
-        n_boot=agg["bootstrap"],
-        interval=agg["interval"],
-        seed=agg["seed"],
-        collapse_spread=agg["collapse_spread"],
-        saturation=agg["saturation"],
+        **amp.table_options(agg),
         robust_cl=agg["robust_cl"],
         pass_probabilities=agg["pass_probability"],
     )
@@ -175,15 +171,7 @@ def cmd_aggregate(args: argparse.Namespace) -> int:
     write_csv(results / layout.table("robustness"), rb.realised_table(mse, agg["robust_cl"]))
     write_csv(results / layout.table("robustness_limits"), limits)
     curve_mse, curve_replicas = learning_curve.collect(results, chunks)
-    curve = learning_curve.learning_table(
-        curve_mse,
-        curve_replicas,
-        n_boot=agg["bootstrap"],
-        interval=agg["interval"],
-        seed=agg["seed"],
-        collapse_spread=agg["collapse_spread"],
-        saturation=agg["saturation"],
-    )
+    curve = learning_curve.learning_table(curve_mse, curve_replicas, **amp.table_options(agg))
     write_csv(results / layout.table("learning_curve"), curve)
     n_failed = int((replicas["status"] != "done").sum())
     print(

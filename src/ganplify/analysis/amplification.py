@@ -285,6 +285,18 @@ def saturation_point(rows: list[dict], tolerance: float) -> float:
     return float("nan")
 
 
+def table_options(aggregate: dict) -> dict:
+    """`amplification_table`'s keyword arguments from a config's ``aggregate`` block (the
+    bootstrap, interval and collapse settings every amplification-like table shares)."""
+    return {
+        "n_boot": aggregate["bootstrap"],
+        "interval": aggregate["interval"],
+        "seed": aggregate["seed"],
+        "collapse_spread": aggregate["collapse_spread"],
+        "saturation": aggregate["saturation"],
+    }
+
+
 def amplification_table(
     mse: pd.DataFrame,
     replicas: pd.DataFrame,
