@@ -285,15 +285,15 @@ def saturation_point(rows: list[dict], tolerance: float) -> float:
     return float("nan")
 
 
-def table_options(aggregate: dict) -> dict:
-    """`amplification_table`'s keyword arguments from a config's ``aggregate`` block (the
+def table_options(agg: dict) -> dict:
+    """`amplification_table`'s keyword arguments from a config's ``aggregate`` block ``agg`` (the
     bootstrap, interval and collapse settings every amplification-like table shares)."""
     return {
-        "n_boot": aggregate["bootstrap"],
-        "interval": aggregate["interval"],
-        "seed": aggregate["seed"],
-        "collapse_spread": aggregate["collapse_spread"],
-        "saturation": aggregate["saturation"],
+        "n_boot": agg["bootstrap"],
+        "interval": agg["interval"],
+        "seed": agg["seed"],
+        "collapse_spread": agg["collapse_spread"],
+        "saturation": agg["saturation"],
     }
 
 
