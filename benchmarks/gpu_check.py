@@ -207,23 +207,10 @@ def bench(out: Path, device: torch.device) -> None:
 
 
 def profile_step(device: torch.device, out: Path, k: int) -> None:
-    from torch.profiler import ProfilerActivity, profile
+    """One GAN step's profile at K replicas (benchmarks/profile_step.py's, five steps)."""
+    from profile_step import profile_steps  # benchmarks/ is on the path of this script
 
-    config = gan_config.GanConfig(cuda_graphs="off")
-    data = np.random.default_rng(0).normal(size=(k, 100, 1))
-    state = gan_step.new_state(data, list(range(k)), config, device)
-    gan_step.begin_epoch(state, 0)
-    for _ in range(3):
-        gan_step.train_step(state)
-    cuda = device.type == "cuda"
-    activities = [ProfilerActivity.CPU, *([ProfilerActivity.CUDA] if cuda else [])]
-    with profile(activities=activities) as prof:
-        for _ in range(5):
-            gan_step.train_step(state)
-        if cuda:
-            torch.cuda.synchronize(device)
-    sort = "cuda_time_total" if cuda else "cpu_time_total"
-    table = prof.key_averages().table(sort_by=sort, row_limit=15)
+    table = profile_steps(k, steps=5, dim=1, device=device, row_limit=15)
     (out / "profile.txt").write_text(table)
     print(table, flush=True)
 
