@@ -24,7 +24,7 @@ from ganplify.metrics.evaluation import MSE_COLUMNS
 from ganplify.results import layout
 from ganplify.results.io import ResultsError, read_json, read_table
 from ganplify.study.data import stable_id
-from ganplify.study.plan import Chunk
+from ganplify.study.plan import Chunk, Setting
 
 # The contract's columns of tables/amplification.csv, in this order (DESIGN.md).
 CONTRACT_COLUMNS = [
@@ -97,6 +97,23 @@ GROUP = ["target", "dim", "n_train", "generator", "binning", "n_quantiles", "n_c
 NO_ASYMPTOTE = frozenset(generators.having("truth_sample"))
 
 
+def replica_row(setting: Setting, seed: int, status: str, reason: str, spread: float) -> tuple:
+    """One replica's row of tables/replicas.csv (`REPLICA_COLUMNS`)."""
+    s = setting
+    return (
+        s.target,
+        s.dim,
+        s.n_train,
+        s.generator,
+        s.phash,
+        seed,
+        status,
+        reason,
+        spread,
+        s.replica_dir(seed),
+    )
+
+
 def collect(results: str | Path, chunks: Sequence[Chunk]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Read every replica's status and MSE table.
 
@@ -125,17 +142,12 @@ def collect(results: str | Path, chunks: Sequence[Chunk]) -> tuple[pd.DataFrame,
                     f"(phash {status.get('phash')}, seed {status.get('seed')})"
                 )
             rows.append(
-                (
-                    s.target,
-                    s.dim,
-                    s.n_train,
-                    s.generator,
-                    s.phash,
+                replica_row(
+                    s,
                     seed,
                     status["status"],
                     status.get("reason", ""),
                     status.get("spread_ratio", np.nan),
-                    s.replica_dir(seed),
                 )
             )
             if status["status"] != "done":

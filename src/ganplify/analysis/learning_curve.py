@@ -79,21 +79,8 @@ def collect(results: str | Path, chunks: Sequence[Chunk]) -> tuple[pd.DataFrame,
                 raise ResultsError(f"{path}: belongs to another replica")
             tables.append(table)
             for epoch, part in table.groupby("epoch"):
-                rows.append(
-                    (
-                        s.target,
-                        s.dim,
-                        s.n_train,
-                        s.generator,
-                        s.phash,
-                        seed,
-                        "done",
-                        "",
-                        float(part["spread_ratio"].iloc[0]),
-                        s.replica_dir(seed),
-                        int(epoch),
-                    )
-                )
+                spread = float(part["spread_ratio"].iloc[0])
+                rows.append((*amp.replica_row(s, seed, "done", "", spread), int(epoch)))
     mse = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=REPLICA_COLUMNS)
     mse["n_generated"] = mse["n_generated"].astype("Int64")
     return mse, pd.DataFrame(rows, columns=[*amp.REPLICA_COLUMNS, "epoch"])
