@@ -79,7 +79,8 @@ def learning_curve_figure(
         ax.set_ylabel("amplification")
         reps = int(sel["n_replicas"].max())
         ax.set_title(
-            f"{generator_label(gen, dim)}, d={dim}, $n_{{train}}$={n_train} ({reps} replicas)"
+            # two lines: three panels side by side leave too little width for one
+            f"{generator_label(gen, dim)} ({reps} replicas)\nd={dim}, $n_{{train}}$={n_train}"
         )
     keys = [
         (
