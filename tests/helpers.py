@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -44,6 +45,26 @@ def env_with_venv() -> dict[str, str]:
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     return env
+
+
+# The tiny test config (the catalog's .test convention): what the real-workflow tests run.
+TINY_CONFIG = ".test/config/config.yaml"
+
+
+def run_snakemake(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run snakemake in a project folder; with ``check``, fail with its output unless it
+    succeeds."""
+    proc = subprocess.run(
+        [*snakemake_cmd(), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=env_with_venv(),
+        timeout=1800,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake {args} failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc
 
 
 # --------------------------------------------------------------------------- test-only helpers

@@ -14,7 +14,7 @@ from ganplify.cli import main as ganplify_main
 from ganplify.figures import planned
 from ganplify.generators.fit import Fit, fit_camel_back, fit_probabilities, fit_radius
 from ganplify.metrics import quantiles as qt
-from ganplify.results.io import ResultsError, write_json
+from ganplify.results.io import ResultsError, recording, write_json
 from ganplify.study import config as cfg
 from ganplify.study import data as study_data
 from ganplify.study import jobs
@@ -267,8 +267,9 @@ def fit_study(tmp_path):
         )
         == 0
     )
-    for chunk in study.plan(config):
-        jobs.run_baseline(chunk.spec(), res, res / chunk.evaluated_flag)
+    with recording(res):  # as the workflow's jobs do (ganplify baseline)
+        for chunk in study.plan(config):
+            jobs.run_baseline(chunk.spec(), res, res / chunk.evaluated_flag)
     return res
 
 

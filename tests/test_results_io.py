@@ -46,3 +46,15 @@ def test_read_table_names_the_file_and_the_columns(tmp_path):
     with pytest.raises(ResultsError, match=r"x\.csv: columns \['a', 'b'\] are not \['a'\]"):
         read_table(path, ["a"])
     assert read_table(path, ["a", "b"])["b"].tolist() == [2]
+
+
+def test_a_results_folder_is_locked_by_one_run_at_a_time(tmp_path):
+    import os
+
+    from ganplify.results.io import ResultsError, lock_folder
+
+    fd = lock_folder(tmp_path / "study")  # creates the folder
+    with pytest.raises(ResultsError, match="another run is still writing it"):
+        lock_folder(tmp_path / "study")
+    os.close(fd)
+    os.close(lock_folder(tmp_path / "study"))  # free again once the holder is gone

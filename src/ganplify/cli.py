@@ -15,8 +15,9 @@ from pathlib import Path
 
 import yaml
 
+from ganplify import cli_results
 from ganplify.results import layout
-from ganplify.results.io import ResultsError
+from ganplify.results.io import ResultsError, recording
 from ganplify.study import config as cfg
 
 log = logging.getLogger("ganplify")
@@ -49,6 +50,17 @@ def _study_config(results: Path) -> dict:
         return cfg.load(path)
     except cfg.ConfigError as exc:
         raise ResultsError(f"{path}: {exc}") from None
+
+
+# Commands that write into a study's results folder: every file they write is entered in its
+# journal (`ganplify.results.io.recording`), so a rerun knows the workflow wrote it.
+_WRITERS = ("baseline", "train", "evaluate", "aggregate", "fit-uncertainty", "plot", "provenance")
+
+
+def _written_folder(args: argparse.Namespace) -> Path | None:
+    if args.command == "write-config":
+        return Path(args.output).parent
+    return Path(args.results) if args.command in _WRITERS else None
 
 
 # --------------------------------------------------------------------------- subcommands
@@ -251,32 +263,6 @@ def cmd_provenance(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_manifest(args: argparse.Namespace) -> int:
-    from ganplify.results.manifest import write_manifest
-
-    n = write_manifest(args.results)
-    print(f"{args.results}/MANIFEST.sha256: {n} files")
-    return 0
-
-
-def cmd_verify(args: argparse.Namespace) -> int:
-    from ganplify.results.checks import table_checks
-    from ganplify.results.manifest import verify
-
-    problems = verify(args.results, table_checks)
-    if problems:
-        for p in problems:
-            print(
-                f"{args.results}/{p}" if not p.startswith(str(args.results)) else p, file=sys.stderr
-            )
-        print(f"verify: {len(problems)} problem(s) in {args.results}", file=sys.stderr)
-        return 1
-    from ganplify.results.manifest import read_manifest
-
-    print(f"{args.results}: OK, {len(read_manifest(args.results))} files match MANIFEST.sha256")
-    return 0
-
-
 def cmd_summary(args: argparse.Namespace) -> int:
     import pandas as pd
 
@@ -329,27 +315,6 @@ def cmd_summary(args: argparse.Namespace) -> int:
         )
         print(f"{args.column} ({what}; 68% or the configured interval in brackets)\n")
         print(summary.to_text(frame))
-    return 0
-
-
-def cmd_status(args: argparse.Namespace) -> int:
-    from ganplify.results import status
-
-    results = Path(args.results)
-    states = status.study_status(results, _study_config(results), args.workdir)
-    print("\n".join(status.summary_lines(states)))
-    return 1 if status.incomplete(states) else 0
-
-
-def cmd_merge(args: argparse.Namespace) -> int:
-    from ganplify.results.merge import merge
-
-    out = merge(args.sources, args.into)
-    print(
-        f"merged {len(args.sources)} folders into {args.into}: {out['files']} files, "
-        f"{out['flags']} job flags; now run\n"
-        f"  snakemake --configfile {args.into}/config.yaml"
-    )
     return 0
 
 
@@ -444,12 +409,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results", required=True, type=Path)
     p.add_argument("--output", required=True, type=Path)
 
-    p = add("manifest", cmd_manifest, "write MANIFEST.sha256 of a results folder")
-    p.add_argument("--results", required=True, type=Path)
-
-    p = add("verify", cmd_verify, "check a results folder against its manifest and contract")
-    p.add_argument("results", type=Path)
-
     p = add(
         "summary",
         cmd_summary,
@@ -472,23 +431,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("text", "markdown", "csv"), default="text")
     p.add_argument("--long", action="store_true", help="every row of the table instead")
 
-    p = add(
-        "status",
-        cmd_status,
-        "list done, failed, in-progress and missing replicas "
-        "with reasons (exit 1 while some still have to run)",
-    )
-    p.add_argument("results", type=Path)
-    p.add_argument(
-        "--workdir",
-        type=Path,
-        default=Path("."),
-        help="where Snakemake ran (for .snakemake/slurm_logs; default .)",
-    )
-
-    p = add("merge", cmd_merge, "merge results folders of one study made with other seeds")
-    p.add_argument("sources", nargs="+", type=Path, help="results folders to merge")
-    p.add_argument("--into", required=True, type=Path, help="results/<new study>")
+    cli_results.add_commands(add)
 
     add("generators", cmd_generators, "list the available generators")
 
@@ -517,7 +460,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ganplify.study.plan import SpecError
 
     try:
-        return args.func(args)
+        root = _written_folder(args)
+        if root is None:
+            return args.func(args)
+        with recording(root):
+            return args.func(args)
     except (cfg.ConfigError, UsageError, ResultsError, JobError, SpecError) as exc:
         print(f"ganplify {args.command}: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

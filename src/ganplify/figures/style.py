@@ -11,6 +11,7 @@ multi-panel figure here, which adds a dependency for little.
 from __future__ import annotations
 
 import functools
+import io
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -22,6 +23,7 @@ import pandas as pd
 from matplotlib.legend import Legend
 
 from ganplify import generators
+from ganplify.results.io import atomic_write_bytes
 from ganplify.truth import TARGETS
 
 # A page's text width in inches: every figure is this wide, and prints at 100%.
@@ -79,13 +81,16 @@ def styled(draw: F) -> F:
 
 
 def save(fig: plt.Figure, stem: str | Path) -> list[Path]:
-    """Write <stem>.png and <stem>.pdf and close the figure."""
+    """Write <stem>.png and <stem>.pdf (atomically, like every results file) and close the
+    figure."""
     stem = Path(stem)
-    stem.parent.mkdir(parents=True, exist_ok=True)
     paths = [stem.with_suffix(".png"), stem.with_suffix(".pdf")]
-    fig.savefig(paths[0], dpi=150, bbox_inches="tight")
     # a fixed creation date keeps the PDF byte-identical when the figure is redrawn
-    fig.savefig(paths[1], bbox_inches="tight", metadata={"CreationDate": None})
+    options = ({"dpi": 150}, {"metadata": {"CreationDate": None}})
+    for path, extra in zip(paths, options, strict=True):
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format=path.suffix[1:], bbox_inches="tight", **extra)
+        atomic_write_bytes(path, buffer.getvalue())
     plt.close(fig)
     return paths
 

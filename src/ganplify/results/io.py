@@ -1,8 +1,11 @@
 """Reading and writing a results folder's files: one atomic write, JSON, CSV, checksums.
 
 Every file is written atomically (`atomic_write_bytes`), so a crash leaves either the old or
-the complete new content, never a torn file. Nothing here unpickles: every file is CSV, JSON,
-YAML or safetensors.
+the complete new content, never a torn file. Inside `recording(root)` (every `ganplify` command
+that writes into a results folder), each write is first entered in the folder's journal with
+its checksum: what the workflow wrote since the last MANIFEST.sha256 is then known, and a
+file changed by anyone else is not (`ganplify.results.manifest.changes`). Nothing here
+unpickles: every file is CSV, JSON, YAML or safetensors.
 """
 
 from __future__ import annotations
@@ -12,13 +15,19 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Sequence
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import pandas as pd
 
+
+from ganplify.results import layout
+
+JOURNAL_DIR = layout.JOURNAL
+TMP_SUFFIX = ".tmp"  # an atomic write's temporary file: .<name>.<random>.tmp
 
 # Columns of the tables that hold names, never numbers (a binning "x", a parameter "mu").
 TEXT_COLUMNS = ("target", "generator", "binning", "parameter")
@@ -43,6 +52,82 @@ def _umask() -> int:
     return mask
 
 
+# The results folder being written and this process's journal file in it (`recording`).
+_recording: list[tuple[Path, Path]] = []
+
+
+@contextlib.contextmanager
+def recording(root: str | Path) -> Iterator[None]:
+    """Enter every file written below ``root`` in its journal, ``journal/<random>.sha256``.
+
+    One journal file per process, so parallel jobs (also on other nodes of a cluster, on a
+    shared file system) never write to the same file. Each line, "<sha256>  <path>", is on
+    disk before the file it describes: a crash between the two leaves an entry for content
+    that never landed, which is harmless, never a file without its entry.
+    """
+    root = Path(os.path.abspath(root))
+    journal = root / JOURNAL_DIR / f"{uuid.uuid4().hex}.sha256"
+    _recording.append((root, journal))
+    try:
+        yield
+    finally:
+        _recording.remove((root, journal))
+
+
+def _record(path: Path, data: bytes) -> None:
+    record_digests([(path, hashlib.sha256(data).hexdigest())])
+
+
+def record_digests(entries: Iterable[tuple[str | Path, str]]) -> None:
+    """Enter files' checksums, (path, sha256) pairs, in the journal of every folder being
+    recorded that holds them: one append and one sync per call."""
+    entries = [(Path(os.path.abspath(p)), d) for p, d in entries]
+    for root, journal in _recording:
+        lines = "".join(
+            f"{digest}  {path.relative_to(root).as_posix()}\n"
+            for path, digest in entries
+            if root in path.parents and journal.parent != path.parent
+        )
+        if lines:
+            journal.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(journal, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+            try:
+                os.write(fd, lines.encode())
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+
+def lock_folder(root: str | Path) -> int:
+    """Hold an exclusive lock on a results folder for as long as this process lives; returns
+    the descriptor that holds it (keep it open).
+
+    A Snakemake interrupted once (SIGINT) releases its own lock but can live on until its
+    running jobs end; a second run must not start on their half-made outputs meanwhile.
+    `ResultsError` when another process holds the lock.
+    """
+    import fcntl
+
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    fd = os.open(root, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise ResultsError(
+            f"{root}: another run is still writing it (a Snakemake interrupted with Ctrl-C "
+            "waits for its running jobs); let it end, or stop it, then run again"
+        ) from None
+    return fd
+
+
+def record_existing(path: str | Path) -> None:
+    """Enter a file as it is now in the journal of the folder being recorded (`recording`):
+    how `ganplify accept` takes an edit in."""
+    _record(Path(path), Path(path).read_bytes())
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write ``data`` so that ``path`` holds either the old or the complete new content.
 
@@ -53,7 +138,8 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    _record(path, data)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
     try:
         os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as fh:

@@ -2,6 +2,8 @@
 
     results/<study>/
       config.yaml  provenance.json  MANIFEST.sha256  merged_from.json  report.html (optional)
+      MANIFEST.sha256.sig  (optional: `ganplify sign`)
+      journal/<random>.sha256  (what the workflow wrote since the manifest; gone at its end)
       replicas/<target>-d<d>/n<n_train>/<generator>-<phash>/        a setting
           params.json  seeds<a>-<b>.trained.json  seeds<a>-<b>.eval-<ehash>.json
           seed<k>/                                                  a replica
@@ -26,6 +28,8 @@ from typing import Any
 CONFIG = "config.yaml"
 PROVENANCE = "provenance.json"
 MANIFEST = "MANIFEST.sha256"
+SIGNATURE = f"{MANIFEST}.sig"  # ssh-keygen -Y sign of the manifest (`ganplify sign`)
+JOURNAL = "journal"  # one file per writing process: "<sha256>  <path>" of every write
 MERGED_FROM = "merged_from.json"
 REPLICAS = "replicas"
 TABLES_DIR = "tables"
@@ -128,6 +132,8 @@ def contract_patterns(generators: Mapping[str, Any]) -> list[str]:
         re.escape(PROVENANCE),
         re.escape(MERGED_FROM),
         re.escape(MANIFEST),
+        re.escape(SIGNATURE),
+        rf"{JOURNAL}/[0-9a-f]{{32}}\.sha256",
         r"report\.(html|zip)",
         rf"{TABLES_DIR}/({'|'.join(TABLES)})\.csv",
         rf"{FIGURES_DIR}/{NAME_PATTERN}\.(png|pdf)",
@@ -140,7 +146,17 @@ def contract_patterns(generators: Mapping[str, Any]) -> list[str]:
 
 
 def unlisted_pattern() -> str:
-    """Files that MANIFEST.sha256 does not list: itself, logs, a report made after the run, and
-    training checkpoints (they exist only while a replica is unfinished)."""
+    """Files that MANIFEST.sha256 does not list: itself and its signature, the journal, logs, a
+    report made after the run, and training checkpoints (they exist only while a replica is
+    unfinished, and carry their own checksums)."""
     checkpoints = "|".join(map(re.escape, CHECKPOINT_FILES))
-    return rf"{re.escape(MANIFEST)}|{LOGS_DIR}/.+|report\.(html|zip)|.*/({checkpoints})"
+    return (
+        rf"{re.escape(MANIFEST)}|{re.escape(SIGNATURE)}|{JOURNAL}/.+|{LOGS_DIR}/.+"
+        rf"|report\.(html|zip)|.*/({checkpoints})"
+    )
+
+
+def unchecked_pattern() -> str:
+    """Files that neither the manifest nor `ganplify verify` checks, and `merge` never copies:
+    job logs and the Snakemake report (HTML with scripts, made by Snakemake)."""
+    return rf"{LOGS_DIR}/.+|report\.(html|zip)"
