@@ -114,8 +114,9 @@ def test_replica_does_not_depend_on_its_ensemble(tmp_path):
     a_weights = "generator.safetensors"
     jobs.run_train(a.spec("train"), tmp_path / "a", tmp_path / "a" / a.trained_flag)
     jobs.run_train(b.spec("train"), tmp_path / "b", tmp_path / "b" / b.trained_flag)
-    wa = training.load_generator(tmp_path / "a" / a.setting.replica_dir(1) / a_weights)
-    wb = training.load_generator(tmp_path / "b" / b.setting.replica_dir(1) / a_weights)
+    binding = jobs.replica_binding(a.setting, 1)
+    wa = training.load_generator(tmp_path / "a" / a.setting.replica_dir(1) / a_weights, binding)
+    wb = training.load_generator(tmp_path / "b" / b.setting.replica_dir(1) / a_weights, binding)
     for name in wa:
         torch.testing.assert_close(wa[name], wb[name], rtol=1e-4, atol=1e-5)
 

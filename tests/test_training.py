@@ -30,6 +30,7 @@ from ganplify.generators.neural.gan import networks as models
 from ganplify.generators.neural.gan import step as gan_step
 from ganplify.generators.neural.gan import training
 from ganplify.metrics.quantiles import Binning, CellCounter, mse_from_counts
+from ganplify.results.io import ResultsError
 from ganplify.streams import GanStream
 from ganplify.truth.shells import GaussianShell
 from tests import helpers
@@ -401,12 +402,45 @@ def test_missing_replica_checkpoint_starts_fresh(tmp_path, caplog):
     assert any("no checkpoint for replica 1" in r.getMessage() for r in caplog.records)
 
 
-def test_replicas_at_different_steps_start_fresh(tmp_path, caplog):
+def test_an_edited_checkpoint_step_is_refused(tmp_path, caplog):
+    """The step lies inside the checksum: a replica stopped early cannot be passed off as done."""
     bases = _bases(tmp_path, 2)
     _train(_data(2), [1, 2], checkpoints=bases)
     meta_path = bases[1].with_suffix(".json")
     meta = json.loads(meta_path.read_text())
     meta["step"] -= 1
+    meta_path.write_text(json.dumps(meta))
+    with caplog.at_level(logging.INFO, logger="ganplify"):
+        result = _train(_data(2), [1, 2], checkpoints=bases)
+    assert result.resumed_from_epoch == 0
+    assert f"checkpoint {meta_path} has sha256=" in caplog.text
+
+
+def test_a_checkpoint_of_an_earlier_format_is_not_resumed_from(tmp_path, caplog):
+    """Version 1 left its metadata outside the checksum: such a training restarts."""
+    bases = _bases(tmp_path, 2)
+    _train(_data(2), [1, 2], checkpoints=bases)
+    for base in bases:
+        path = base.with_suffix(".json")
+        meta = json.loads(path.read_text())
+        meta["format"] = "ganplify-gan-checkpoint-1"
+        path.write_text(json.dumps(meta))
+    with caplog.at_level(logging.INFO, logger="ganplify"):
+        result = _train(_data(2), [1, 2], checkpoints=bases)
+    assert result.resumed_from_epoch == 0
+    assert "format='ganplify-gan-checkpoint-1'" in caplog.text
+
+
+def test_replicas_at_different_steps_start_fresh(tmp_path, caplog):
+    from ganplify.generators.neural.gan import checkpoints
+
+    bases = _bases(tmp_path, 2)
+    _train(_data(2), [1, 2], checkpoints=bases)
+    meta_path = bases[1].with_suffix(".json")
+    meta = json.loads(meta_path.read_text())
+    meta["step"] -= 1  # with a consistent checksum: a checkpoint of another step
+    blob = bases[1].with_suffix(".safetensors").read_bytes()
+    meta["sha256"] = checkpoints._checksum(blob, meta)
     meta_path.write_text(json.dumps(meta))
     with caplog.at_level(logging.INFO, logger="ganplify"):
         result = _train(_data(2), [1, 2], checkpoints=bases)
@@ -569,7 +603,7 @@ def test_save_and_load_generator(tmp_path):
     weights, _ = _weights(2)
     path = tmp_path / "g" / "generator.safetensors"
     neural_io.save_generator(path, weights[0], {"seed": "1", "epochs": "3"})
-    loaded = neural_io.load_generator(path)
+    loaded = neural_io.load_generator(path, {"seed": 1})
     assert loaded.keys() == weights[0].keys()
     assert all(torch.equal(loaded[n], weights[0][n]) for n in loaded)
     meta = helpers.generator_metadata(path)
@@ -578,6 +612,43 @@ def test_save_and_load_generator(tmp_path):
     assert torch.equal(
         ens_layers.replica_state_dict(stacked, 1)["out.weight"], weights[1]["out.weight"]
     )
+
+
+def test_weights_of_another_replica_or_a_truncated_file_are_refused(tmp_path):
+    weights, _ = _weights(1)
+    path = tmp_path / "generator.safetensors"
+    neural_io.save_generator(path, weights[0], {"seed": 1, "phash": "ab", "data_sha256": "d1"})
+    for key, value in (("seed", 0), ("phash", "cd"), ("data_sha256", "d0")):
+        with pytest.raises(ResultsError, match=f"made for {key} = .*copied from another"):
+            neural_io.load_generator(path, {"seed": 1, "phash": "ab", key: value})
+    blob = path.read_bytes()
+    path.write_bytes(blob[:-7])
+    with pytest.raises(ResultsError, match=f"{path}: truncated or padded"):
+        neural_io.load_generator(path, {"seed": 1})
+    path.write_bytes(b"\x05")
+    with pytest.raises(ResultsError, match=f"{path}: not a safetensors file"):
+        neural_io.load_generator(path, {"seed": 1})
+    path.unlink()
+    with pytest.raises(ResultsError, match=f"{path}: missing"):
+        neural_io.load_generator(path, {"seed": 1})
+
+
+def test_weights_saved_before_the_data_digest_are_checked_on_seed_and_parameters(tmp_path):
+    weights, _ = _weights(1)
+    path = tmp_path / "generator.safetensors"
+    neural_io.save_generator(path, weights[0], {"seed": 1, "phash": "ab"})
+    neural_io.load_generator(path, {"seed": 1, "phash": "ab", "data_sha256": "any"})
+    with pytest.raises(ResultsError, match="made for phash"):
+        neural_io.load_generator(path, {"seed": 1, "phash": "cd", "data_sha256": "any"})
+
+
+def test_the_training_set_digest_is_canonical():
+    x = np.arange(6, dtype=np.float64).reshape(3, 2)
+    d = neural_io.training_set_digest(x)
+    assert neural_io.training_set_digest(np.asfortranarray(x)) == d  # memory layout
+    assert neural_io.training_set_digest(x.astype(">f8")) == d  # byte order
+    assert neural_io.training_set_digest(x.reshape(2, 3)) != d  # shape
+    assert neural_io.training_set_digest(x + 1e-12) != d
 
 
 # --------------------------------------------------------------------------- it learns

@@ -26,7 +26,7 @@ from ganplify.metrics.evaluation import (
 from ganplify.metrics.quantiles import CellCounter
 from ganplify.results import layout
 from ganplify.results.io import ResultsError, read_json, write_csv, write_json
-from ganplify.results.provenance import job_record, now
+from ganplify.results.provenance import job_record
 from ganplify.study.data import evaluation_rng, training_set
 from ganplify.study.plan import Chunk
 
@@ -44,13 +44,14 @@ def _check_output(chunk: Chunk, results: Path, output: Path, flag: str) -> None:
 
 
 def write_status(results: Path, chunk: Chunk, seed: int, ok: bool, reason: str, **extra) -> dict:
+    # no timestamp (the job's flag has it): the same replica made twice gives the same file,
+    # which is how `ganplify merge` recognises it
     status = {
         "seed": seed,
         "status": "done" if ok else "failed",
         "reason": reason,
         "phash": chunk.setting.phash,
         "params": chunk.setting.params(),
-        "written": now(),
         **extra,
     }
     write_json(results / chunk.setting.replica_dir(seed) / layout.STATUS, status)
@@ -156,20 +157,46 @@ def _neural(chunk: Chunk):
     return gen
 
 
-def replica_finished(results: Path, chunk: Chunk, seed: int) -> dict | None:
-    """The status of a replica whose training finished under this setting, else None."""
+def replica_defect(results: Path, chunk: Chunk, seed: int) -> str | None:
+    """Why a replica of a neural chunk has not finished training under this setting, naming
+    the file (None when it has): no status, a status of another setting, or a done replica
+    whose weights are missing, truncated or another replica's."""
+    from ganplify.generators.neural.io import generator_metadata
 
     rdir = results / chunk.setting.replica_dir(seed)
     try:
         status = read_json(rdir / layout.STATUS)
-    except ResultsError:
-        return None
+    except ResultsError as exc:
+        return str(exc)
     if status.get("phash") != chunk.setting.phash or status.get("seed") != seed:
+        return f"{rdir / layout.STATUS}: of another setting or seed"
+    if status.get("status") != "done":
         return None
-    gen = generators.get(chunk.setting.generator)
-    if status.get("status") == "done" and not (rdir / gen.weights_file).is_file():
+    weights = rdir / generators.get(chunk.setting.generator).weights_file
+    try:
+        meta = generator_metadata(weights)
+    except ResultsError as exc:
+        return str(exc)
+    for key, value in (("seed", seed), ("phash", chunk.setting.phash)):
+        if meta.get(key) != str(value):
+            return f"{weights}: made for {key} = {meta.get(key)!r}, not {str(value)!r}"
+    return None
+
+
+def replica_finished(results: Path, chunk: Chunk, seed: int) -> dict | None:
+    """The status of a replica whose training finished under this setting, else None."""
+    if replica_defect(results, chunk, seed) is not None:
         return None
-    return status
+    return read_json(results / chunk.setting.replica_dir(seed) / layout.STATUS)
+
+
+def replica_binding(setting, seed: int) -> dict[str, object]:
+    """The metadata a replica's saved weights must carry: its seed, its setting's parameter
+    hash and its training set's digest (`ganplify.generators.neural.io.load_generator`)."""
+    from ganplify.generators.neural.io import training_set_digest
+
+    data = training_set(setting.make_target(), setting.n_train, seed)
+    return {"seed": seed, "phash": setting.phash, "data_sha256": training_set_digest(data)}
 
 
 def snapshot_epochs_of(chunk: Chunk) -> list[int]:
@@ -211,10 +238,15 @@ def run_train(spec: dict, results: str | Path, output: str | Path) -> dict:
             **gen.weights_metadata(dict(setting.options)),
         }
 
+        bound = {  # what binds each replica's weights to it (checked on every load)
+            seed: {**metadata, "seed": seed, "data_sha256": neural_io.training_set_digest(x)}
+            for seed, x in zip(todo, train_sets, strict=True)
+        }
+
         def save_snapshots(epoch: int, weights: list) -> None:
             for seed, w in zip(todo, weights, strict=True):
                 path = results / layout.snapshot(setting.replica_dir(seed), epoch)
-                neural_io.save_generator(path, w, {**metadata, "seed": seed, "epoch": epoch})
+                neural_io.save_generator(path, w, {**bound[seed], "epoch": epoch})
 
         result = gen.train(
             train_sets,
@@ -237,7 +269,7 @@ def run_train(spec: dict, results: str | Path, output: str | Path) -> dict:
             ok = result.status[k] == "done"
             if ok:
                 neural_io.save_generator(
-                    rdir / gen.weights_file, result.generator_weights[k], {**metadata, "seed": seed}
+                    rdir / gen.weights_file, result.generator_weights[k], bound[seed]
                 )
             else:
                 (rdir / gen.weights_file).unlink(missing_ok=True)
@@ -290,21 +322,26 @@ def run_evaluate(
     counter = CellCounter(target, chunk.binnings)
     statuses, done = {}, []
     for seed in chunk.seeds:
-        status = replica_finished(results, chunk, seed)
-        if status is None:
+        why = replica_defect(results, chunk, seed)
+        if why is not None:
             raise JobError(
-                f"replica {setting.replica_dir(seed)} has not finished training; "
-                "run its training job first"
+                f"replica {setting.replica_dir(seed)} has not finished training ({why}); run "
+                f"its training job: add --forcerun {results / chunk.trained_flag} to the "
+                "snakemake command"
             )
-        statuses[seed] = status
-        if status["status"] == "done":
+        statuses[seed] = read_json(results / setting.replica_dir(seed) / layout.STATUS)
+        if statuses[seed]["status"] == "done":
             done.append(seed)
     device = neural_device.resolve_device(chunk.runtime.get("device", "auto"))
     options = dict(setting.options)
 
-    def evaluate(paths: list[Path], seeds: list[int]) -> list[PrefixMSE]:
-        """Generate events from these replicas' weights (batched) and bin them."""
-        weights = [neural_io.load_generator(p) for p in paths]
+    def evaluate(paths: list[Path], seeds: list[int], **extra: int) -> list[PrefixMSE]:
+        """Generate events from these replicas' weights (batched) and bin them; the weights
+        must be these replicas' (seed, parameters, training set, and ``extra``: the epoch)."""
+        weights = [
+            neural_io.load_generator(p, {**replica_binding(setting, s), **extra})
+            for p, s in zip(paths, seeds, strict=True)
+        ]
         per_event = gen.bytes_per_event(options, setting.dim)
         step = max(256, min(chunk.chunk_size, memory_mb * 2**20 // (len(seeds) * per_event)))
         accs = [PrefixMSE(counter, chunk.n_generated) for _ in seeds]
@@ -334,7 +371,6 @@ def run_evaluate(
                 **statuses[seed],
                 "spread_ratio": acc.spread() / target.total_std(),
                 "ehash": chunk.ehash,
-                "evaluated": now(),
             }
             write_json(rdir / layout.STATUS, status)
         curves: dict[int, list] = {seed: [] for seed in done}
@@ -343,7 +379,8 @@ def run_evaluate(
             have = [s for s in done if paths[s].is_file()]
             if not have:
                 continue
-            for seed, acc in zip(have, evaluate([paths[s] for s in have], have), strict=True):
+            accs = evaluate([paths[s] for s in have], have, epoch=epoch)
+            for seed, acc in zip(have, accs, strict=True):
                 curves[seed].append(
                     table_of(seed, acc).assign(
                         epoch=epoch, spread_ratio=acc.spread() / target.total_std()

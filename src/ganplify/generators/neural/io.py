@@ -5,22 +5,33 @@ and the digest that binds weights to their training set.
 from __future__ import annotations
 
 import hashlib
+import json
+import os
+import struct
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+import safetensors
 import safetensors.torch
 import torch
 
-from ganplify.results.io import atomic_write_bytes
+from ganplify.results.io import ResultsError, atomic_write_bytes
 from ganplify.signals import STOP_SIGNALS, SignalFlag, catch_signals  # noqa: F401 (API)
 
 GENERATOR_FORMAT = "ganplify-generator-1"
+DIGEST_FORMAT = "ganplify-training-set-1"
 
 
-def data_digest(data: np.ndarray) -> str:
-    """sha256 of one replica's training set as float32 (what the networks see)."""
-    return hashlib.sha256(np.ascontiguousarray(data, dtype=np.float32).tobytes()).hexdigest()
+def training_set_digest(data: np.ndarray) -> str:
+    """The one digest of a replica's training set, wherever it is recorded (weights,
+    checkpoints): sha256 of a header naming this format and the array's shape, then the values
+    as little-endian float64 in C order, so it does not depend on the machine or the array's
+    memory layout."""
+    values = np.ascontiguousarray(data, dtype="<f8")
+    digest = hashlib.sha256(f"{DIGEST_FORMAT} shape={list(values.shape)}\n".encode())
+    digest.update(values.tobytes())
+    return digest.hexdigest()
 
 
 def write_losses_csv(path: Path, history: np.ndarray, columns: Sequence[str]) -> None:
@@ -49,6 +60,66 @@ def save_generator(
     atomic_write_bytes(Path(path), safetensors.torch.save(tensors, metadata=meta))
 
 
-def load_generator(path: Path) -> dict[str, torch.Tensor]:
-    """Load generator weights saved by `save_generator` (safetensors: no code is executed)."""
-    return safetensors.torch.load_file(str(path), device="cpu")
+def _metadata(head: bytes, size: int, path: Path) -> dict[str, str]:
+    """The string metadata of a safetensors file from its first bytes (its length prefix and
+    header) and its size, after checking that the file is complete: the header parses and the
+    file is exactly as long as the tensors it declares."""
+    try:
+        (n,) = struct.unpack("<Q", head[:8])
+        header = json.loads(head[8 : 8 + n])
+        ends = [t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"]
+    except (struct.error, ValueError, TypeError, KeyError, IndexError) as exc:
+        raise ResultsError(f"{path}: not a safetensors file ({exc})") from None
+    if size != 8 + n + max(ends, default=0):
+        raise ResultsError(
+            f"{path}: truncated or padded ({size} bytes, its header declares "
+            f"{8 + n + max(ends, default=0)})"
+        )
+    return dict(header.get("__metadata__") or {})
+
+
+def generator_metadata(path: Path) -> dict[str, str]:
+    """The metadata of saved weights, after checking that the file is complete, without
+    reading its tensors (`ResultsError` naming it when it is missing, truncated or not
+    safetensors)."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            head = fh.read(8)
+            if len(head) == 8:
+                head += fh.read(min(struct.unpack("<Q", head)[0], size))
+    except FileNotFoundError:
+        raise ResultsError(f"{path}: missing") from None
+    return _metadata(head, size, path)
+
+
+def load_generator(path: Path, expected: Mapping[str, object]) -> dict[str, torch.Tensor]:
+    """Load weights saved by `save_generator` after checking they are this replica's.
+
+    ``expected`` maps metadata keys (seed, phash, data_sha256, epoch) to the values the replica
+    needs; a mismatch is a `ResultsError` naming the file (weights copied from another replica
+    or setting). Weights saved before the training-set digest was recorded carry no
+    ``data_sha256``: their seed and parameter hash, which fix the training set, are checked.
+    safetensors only: no code is executed.
+    """
+    path = Path(path)
+    try:
+        blob = path.read_bytes()
+    except FileNotFoundError:
+        raise ResultsError(f"{path}: missing") from None
+    meta = _metadata(blob, len(blob), path)
+    if meta.get("format") != GENERATOR_FORMAT:
+        raise ResultsError(f"{path}: format {meta.get('format')!r}, not {GENERATOR_FORMAT!r}")
+    for key, value in expected.items():
+        if key == "data_sha256" and key not in meta:
+            continue
+        if meta.get(key) != str(value):
+            raise ResultsError(
+                f"{path}: its weights were made for {key} = {meta.get(key)!r}, not "
+                f"{str(value)!r} (copied from another replica or setting?)"
+            )
+    try:
+        return safetensors.torch.load(blob)
+    except safetensors.SafetensorError as exc:
+        raise ResultsError(f"{path}: unreadable safetensors ({exc})") from None

@@ -17,8 +17,12 @@ def trained_sampler(
     """Sampler of one trained replica of a neural generator from its saved weights (for
     figures): each call generates on the CPU with a fresh seed drawn from ``rng``."""
     from ganplify.generators.neural import io as training
+    from ganplify.study.jobs import replica_binding
 
-    weights = training.load_generator(Path(replica_dir) / gen.weights_file)
+    seed = int(Path(replica_dir).name.removeprefix("seed"))
+    weights = training.load_generator(
+        Path(replica_dir) / gen.weights_file, replica_binding(setting, seed)
+    )
     options = dict(setting.options)
 
     def draw(n: int, rng: np.random.Generator) -> np.ndarray:

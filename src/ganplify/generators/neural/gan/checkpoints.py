@@ -21,7 +21,9 @@ from ganplify.generators.neural.core import ReplicaStatus
 from ganplify.results.io import atomic_write_bytes
 from ganplify.signals import STOP_SIGNALS, SignalFlag, catch_signals  # noqa: F401 (API)
 
-CHECKPOINT_FORMAT = "ganplify-gan-checkpoint-1"
+# 2: the checksum covers the metadata (step, statuses) as well as the tensors; a version-1
+# checkpoint is not resumed from (its training restarts).
+CHECKPOINT_FORMAT = "ganplify-gan-checkpoint-2"
 
 if TYPE_CHECKING:
     from ganplify.generators.neural.gan.step import TrainState
@@ -82,11 +84,20 @@ def save_checkpoints(
             "epoch": step // state.steps_per_epoch,
             "steps_per_epoch": state.steps_per_epoch,
             "data_sha256": digests[k],
-            "tensors_sha256": hashlib.sha256(blob).hexdigest(),
             **asdict(statuses[k]),
             "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
+        meta["sha256"] = _checksum(blob, meta)
         atomic_write_bytes(json_path, (json.dumps(meta, indent=2) + "\n").encode())
+
+
+def _checksum(blob: bytes, meta: Mapping) -> str:
+    """sha256 of a checkpoint's tensors and of its metadata (but the checksum itself), so that
+    neither can change alone."""
+    digest = hashlib.sha256(blob)
+    rest = {k: v for k, v in meta.items() if k != "sha256"}
+    digest.update(json.dumps(rest, sort_keys=True, separators=(",", ":")).encode())
+    return digest.hexdigest()
 
 
 def read_checkpoints(
@@ -112,7 +123,7 @@ def read_checkpoints(
             "config_hash": config_hash,
             "seed": int(seeds[k]),
             "data_sha256": digests[k],
-            "tensors_sha256": hashlib.sha256(blob).hexdigest(),
+            "sha256": _checksum(blob, meta) if isinstance(meta, dict) else None,
         }
         for key, value in expected.items():
             if meta.get(key) != value:

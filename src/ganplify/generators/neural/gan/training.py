@@ -65,7 +65,7 @@ from ganplify.generators.neural.gan.checkpoints import (
 from ganplify.generators.neural.gan.config import GanConfig
 from ganplify.generators.neural.gan.graphs import make_step_runner
 from ganplify.generators.neural.gan.step import TrainState, begin_epoch, end_epoch, new_state
-from ganplify.generators.neural.io import data_digest
+from ganplify.generators.neural.io import training_set_digest
 from ganplify.streams import GanStream
 
 log = logging.getLogger(__name__)
@@ -129,7 +129,7 @@ def train_ensemble(
     bases = [Path(p) for p in checkpoints] if checkpoints is not None else None
     if bases is not None and len(bases) != k:
         raise ValueError(f"got {len(bases)} checkpoint paths for {k} replicas")
-    digests = [data_digest(train_sets[i]) for i in range(k)]
+    digests = [training_set_digest(train_sets[i]) for i in range(k)]
     start_epoch = _maybe_resume(state, bases, history, statuses, seeds, config_hash, digests)
 
     def save() -> None:
