@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import time
 from pathlib import Path
 
@@ -14,23 +13,9 @@ import pytest
 
 from ganplify.analysis.amplification import CONTRACT_COLUMNS
 from ganplify.cli import main as ganplify_main
-from tests.helpers import REPO, copy_project, env_with_venv, snakemake_cmd
+from tests.helpers import REPO, TINY_CONFIG, copy_project, run_snakemake
 
 pytestmark = pytest.mark.workflow
-
-
-def run_snakemake(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run(
-        [*snakemake_cmd(), *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        env=env_with_venv(),
-        timeout=1800,
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(f"snakemake {args} failed:\n{proc.stdout}\n{proc.stderr}")
-    return proc
 
 
 def jobs_of(dry_run_output: str) -> dict[str, int]:
@@ -56,20 +41,6 @@ def quick_run(tmp_path_factory) -> Path:
     start = time.perf_counter()
     run_snakemake(project)
     print(f"quick default study: {time.perf_counter() - start:.1f} s")
-    return project
-
-
-TINY_CONFIG = ".test/config/config.yaml"
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory) -> Path:
-    """One real run of the tiny test config (.test/config/config.yaml): every generator and
-    stage in d = 1, 2, 5 in a couple of minutes."""
-    project = copy_project(tmp_path_factory.mktemp("tiny"))
-    start = time.perf_counter()
-    run_snakemake(project, "--configfile", TINY_CONFIG)
-    print(f"tiny test study: {time.perf_counter() - start:.1f} s")
     return project
 
 
@@ -330,3 +301,125 @@ def test_summary_prints_the_table(tiny_run, capsys):
     assert ganplify_main(["summary", str(tiny_run / "results" / "test"), "--generator", "fit"]) == 0
     out = capsys.readouterr().out
     assert "amplification" in out and "fit" in out and "gan" not in out
+
+
+def copy_of_run(tiny_run: Path, dest: Path) -> tuple[Path, Path]:
+    """A copy of the tiny run's project and results (the collaborator's folder)."""
+    other = copy_project(dest)
+    shutil.copytree(tiny_run / "results", other / "results", symlinks=True)
+    return other, other / "results" / "test"
+
+
+def _edit_table(res: Path, tmp_path: Path) -> str:
+    table = res / "tables" / "amplification.csv"
+    table.write_text(table.read_text().replace(",fit,x,10,", ",fit,x,11,", 1))
+    return "tables/amplification.csv: changed since MANIFEST.sha256, and not by the workflow"
+
+
+def _link_figure(res: Path, tmp_path: Path) -> str:
+    secret = tmp_path / "private.txt"
+    secret.write_text("private")
+    figure = next((res / "figures").glob("*.png"))
+    figure.unlink()
+    figure.symlink_to(secret)
+    return f"figures/{figure.name}: a symbolic link"
+
+
+def _add_seed(res: Path, tmp_path: Path) -> str:
+    setting = next(res.glob("replicas/gaussian_shell-d1/n20/fit-*"))
+    shutil.copytree(setting / "seed3", setting / "seed4")
+    return "seed4/mse.csv: not written by the workflow, nor listed in MANIFEST.sha256"
+
+
+@pytest.mark.slow  # runs the tiny test config end to end
+@pytest.mark.parametrize("tamper", [_edit_table, _link_figure, _add_seed])
+def test_a_rerun_refuses_a_tampered_folder_and_never_restamps_it(tiny_run, tmp_path, tamper):
+    """The hostile collaborator: tamper, run the same snakemake command, see it refuse."""
+    project, res = copy_of_run(tiny_run, tmp_path / "project")
+    message = tamper(res, tmp_path)
+    manifest = (res / "MANIFEST.sha256").read_bytes()
+    for args in (["-n"], []):  # a dry run refuses too
+        proc = run_snakemake(project, *args, "--configfile", TINY_CONFIG, check=False)
+        out = proc.stdout + proc.stderr
+        assert proc.returncode != 0
+        assert message in out and "ganplify accept" in out, out
+    assert (res / "MANIFEST.sha256").read_bytes() == manifest
+    assert ganplify_main(["verify", str(res)]) == 1
+
+
+@pytest.mark.slow  # runs the tiny test config end to end
+def test_an_accepted_edit_lets_the_rerun_finish(tiny_run, tmp_path):
+    project, res = copy_of_run(tiny_run, tmp_path / "project")
+    _edit_table(res, tmp_path)
+    assert ganplify_main(["accept", str(res), "tables/amplification.csv"]) == 0
+    assert ganplify_main(["verify", str(res)]) == 0
+    run_snakemake(project, "--configfile", TINY_CONFIG)  # remakes the derived files
+    assert ganplify_main(["verify", str(res)]) == 0
+    assert not (res / "journal").exists()
+
+
+@pytest.mark.slow  # runs the tiny test config end to end
+def test_replica_weights_lost_after_training_name_the_file_and_the_rerun(tiny_run, tmp_path):
+    project, res = copy_of_run(tiny_run, tmp_path / "project")
+    setting = next(res.glob("replicas/gaussian_shell-d1/n20/gan-*"))
+    lost = setting / "seed1" / "generator.safetensors"
+    lost.unlink()
+    truncated = setting / "seed2" / "generator.safetensors"
+    truncated.write_bytes(truncated.read_bytes()[:100])
+    intact = (setting / "seed0" / "generator.safetensors").read_bytes()
+    proc = run_snakemake(project, "--configfile", TINY_CONFIG, check=False)
+    assert proc.returncode != 0  # a truncated file is a changed file: delete it
+    out = proc.stdout + proc.stderr
+    assert f"{truncated.relative_to(res)}: changed since MANIFEST.sha256" in out
+    truncated.unlink()
+    proc = run_snakemake(project, "--configfile", TINY_CONFIG)  # retrains seeds 1 and 2 only
+    out = proc.stdout + proc.stderr
+    flag = f"{setting.relative_to(project)}/seeds0-3.trained.json"
+    for path in (lost, truncated):
+        assert f"{path.relative_to(project)}: missing: its job reruns ({flag} removed)" in out, out
+    assert lost.is_file() and truncated.is_file() and ganplify_main(["verify", str(res)]) == 0
+    assert (setting / "seed0" / "generator.safetensors").read_bytes() == intact
+    log = res / "logs" / "train" / setting.relative_to(res / "replicas") / "seeds0-3.log"
+    assert "trained 2, skipped 2 finished earlier" in log.read_text()
+
+
+@pytest.mark.slow  # runs the tiny test config end to end
+def test_a_run_after_an_interrupted_one_never_reports_success_without_its_outputs(
+    tiny_run, tmp_path
+):
+    """One SIGINT to Snakemake leaves the job it was running marked incomplete (the job itself
+    goes on and writes its flag); the next run (rerun-incomplete) reran that job alone and
+    exited 0 without the study's tables. Now it says so and fails; the run after completes."""
+    import base64
+
+    project, res = copy_of_run(tiny_run, tmp_path / "project")
+    for path in [*(res / "tables").iterdir(), *(res / "figures").iterdir()]:
+        path.unlink()
+    flag = next(res.glob("replicas/gaussian_shell-d5/n50/gan-*/seeds0-3.trained.json"))
+    key = str(flag.relative_to(project))
+    marker = project / ".snakemake" / "incomplete" / base64.urlsafe_b64encode(key.encode()).decode()
+    marker.parent.mkdir(parents=True)
+    marker.write_text('{"external_jobid": null}')
+    proc = run_snakemake(project, "--configfile", TINY_CONFIG, check=False)
+    assert proc.returncode != 0 or (res / "tables" / "amplification.csv").is_file()
+    if proc.returncode != 0:
+        out = proc.stdout + proc.stderr
+        assert "run the same command again to make the rest" in out, out
+    run_snakemake(project, "--configfile", TINY_CONFIG)
+    assert ganplify_main(["verify", str(res)]) == 0
+
+
+@pytest.mark.slow  # runs the tiny test config end to end
+def test_a_second_run_on_a_folder_being_written_stops(tiny_run, tmp_path):
+    from ganplify.results.io import lock_folder
+
+    project, res = copy_of_run(tiny_run, tmp_path / "project")
+    fd = lock_folder(res)  # an earlier Snakemake still running its jobs
+    try:
+        proc = run_snakemake(
+            project, "--configfile", TINY_CONFIG, "--forcerun", "aggregate", check=False
+        )
+    finally:
+        os.close(fd)
+    assert proc.returncode != 0
+    assert "another run is still writing it" in proc.stdout + proc.stderr, proc.stderr

@@ -11,8 +11,11 @@ from ganplify import figures as gfigures
 from ganplify.analysis import fit_uncertainty as gfit_uncertainty
 from ganplify import generators as ggenerators
 from ganplify.results import layout as glayout
+from ganplify.results import io as gio
+from ganplify.results import manifest as gmanifest
 from ganplify import slurm as gslurm
 from ganplify.study import plan as gstudy
+from ganplify.study import repair as grepair
 
 try:
     # Snakemake has parsed the config files already, keeping the last of duplicate keys;
@@ -123,6 +126,28 @@ onstart:
             )
         except gslurm.SlurmError as exc:
             raise WorkflowError(f"SLURM preflight: {exc}") from None
+    if workflow.is_main_process:
+        try:  # one run at a time per results folder, for as long as this process lives
+            _LOCK = gio.lock_folder(RESULTS)
+        except gio.ResultsError as exc:
+            raise WorkflowError(str(exc)) from None
+        # Snakemake deletes MANIFEST.sha256 before remaking it; the journal keeps what it
+        # vouched for, so that the new manifest can cover the files it listed
+        gmanifest.carry_forward(RESULTS)
+
+
+onsuccess:
+    # A run that reports success has made what it was asked for: after one SIGINT, the next
+    # run exited 0 without the study's tables.
+    if workflow.is_main_process and any(j.rule.name == "all" for j in workflow.dag.targetjobs):
+        _missing = [f for f in final_outputs() if not Path(f).exists()]
+        if _missing:
+            # Snakemake 9 reruns a job an interrupted run left incomplete, and nothing else
+            raise WorkflowError(
+                f"the run ended without {len(_missing)} of the study's outputs, e.g. "
+                f"{_missing[0]} (Snakemake reran only the jobs an interrupted run left "
+                "incomplete); run the same command again to make the rest"
+            )
 
 
 def rule_of(chunk):
@@ -158,3 +183,15 @@ def final_outputs():
     for name in FIGURES:
         out += figure_files(name)
     return out
+
+
+# Before anything runs, also a dry run (Snakemake never calls onstart when it finds nothing to
+# do): a file changed outside the workflow since the last manifest stops it, so that the
+# manifest at a run's end never covers an edit (`ganplify accept` takes an intended one in);
+# replica files lost after their job finished get that job rerun. Not in SLURM job processes.
+if workflow.is_main_process:
+    _problems = gmanifest.changes(RESULTS)
+    if _problems:
+        raise WorkflowError(gmanifest.refusal(RESULTS, _problems))
+    for _line in grepair.reopen(RESULTS, CHUNKS):
+        logger.warning(f"ganplify: {_line}")

@@ -1,11 +1,14 @@
 """Merge results folders of the same study made with different replica seeds.
 
 Two collaborators run the same config with different seeds (say 0-49 and 50-99). `merge`
-checks that the configs agree on everything but the study name and the seeds, that the seeds
-join into contiguous ranges, and that files present in both are identical; then it copies the
-replica folders into a new results folder, writes the merged config, and writes job flags for
-the merged study's chunks whose replicas are all finished, so that running the workflow on the
-merged folder only aggregates and plots:
+verifies every source (`ganplify verify`: complete, unaltered, nothing foreign), checks that
+the configs agree on everything but the study name and the seeds, that the seeds join into
+contiguous ranges, and that a replica present in both has the same content (`same_content`:
+timestamps and the order of a safetensors header do not count); then it copies the replicas'
+contract files (regular files only, never through a link; no logs, checkpoints or reports)
+into a new results folder, writes the merged config, and writes job flags for the merged
+study's chunks whose replicas are all finished, so that running the workflow on the merged
+folder only aggregates and plots:
 
     ganplify merge results/alice results/bob --into results/both
     snakemake --configfile results/both/config.yaml
@@ -14,8 +17,9 @@ merged folder only aggregates and plots:
 from __future__ import annotations
 
 import copy
-import filecmp
-import shutil
+import json
+import os
+import struct
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -23,7 +27,15 @@ import yaml
 
 from ganplify import generators
 from ganplify.results import layout
-from ganplify.results.io import ResultsError, atomic_write_text, read_json, write_json
+from ganplify.results.io import (
+    ResultsError,
+    atomic_write_bytes,
+    atomic_write_text,
+    read_json,
+    recording,
+    write_json,
+)
+from ganplify.results.manifest import is_contract_file, scan, verify
 from ganplify.results.provenance import now
 from ganplify.study import config as cfg
 from ganplify.study import plan as study
@@ -31,6 +43,9 @@ from ganplify.study import plan as study
 # Keys that may differ between the folders being merged.
 SEED_KEYS = ("study", "seeds")
 
+
+# Timestamps that older status.json files carried (not part of a replica's results).
+_TIMES = ("written", "evaluated")
 
 # The sources' provenance, kept in the merged folder.
 MERGED_FROM = layout.MERGED_FROM
@@ -138,27 +153,89 @@ def merged_config(configs: Sequence[Mapping], study_name: str) -> dict:
     return cfg.validate(out)
 
 
-def _plan_copies(sources: Sequence[Path], into: Path) -> list[tuple[Path, Path]]:
+def same_content(a: bytes, b: bytes, name: str) -> bool:
+    """Whether two versions of a replica file hold the same results: safetensors by their
+    tensors and metadata (the header's key order is arbitrary), JSON by value, else bytes."""
+    if a == b:
+        return True
+    if name.endswith(".safetensors"):
+        import safetensors
+        import safetensors.numpy
+
+        try:
+            ta, tb = safetensors.numpy.load(a), safetensors.numpy.load(b)
+            meta_a, meta_b = _safetensors_metadata(a), _safetensors_metadata(b)
+        except (safetensors.SafetensorError, ValueError, struct.error):
+            return False
+        return (
+            meta_a == meta_b
+            and ta.keys() == tb.keys()
+            and all(ta[k].dtype == tb[k].dtype and (ta[k] == tb[k]).all() for k in ta)
+        )
+    if name.endswith(".json"):
+        try:
+            ja, jb = json.loads(a), json.loads(b)
+        except ValueError:
+            return False
+        if name == layout.STATUS and isinstance(ja, dict) and isinstance(jb, dict):
+            # statuses written before they dropped their timestamps
+            ja, jb = ({k: v for k, v in j.items() if k not in _TIMES} for j in (ja, jb))
+        return ja == jb
+    return False
+
+
+def _safetensors_metadata(blob: bytes) -> dict:
+    (n,) = struct.unpack("<Q", blob[:8])
+    return json.loads(blob[8 : 8 + n]).get("__metadata__") or {}
+
+
+def _read_regular(path: Path) -> bytes:
+    """A file's bytes, refusing to follow a link (even one made after the sources verified)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError as exc:
+        raise MergeError(f"{path}: cannot be read without following a link ({exc})") from None
+    with os.fdopen(fd, "rb") as fh:
+        return fh.read()
+
+
+def _plan_copies(sources: Sequence[Path]) -> dict[str, Path]:
+    """Relative path -> source file of every replica file to copy: the sources' replica
+    contract files but job flags (rewritten for the merged chunks) and checkpoints. A file
+    present in several sources must hold the same results in each (`same_content`)."""
     copies: dict[str, Path] = {}
     for src in sources:
-        for path in sorted((src / "replicas").rglob("*")):
-            if not path.is_file() or path.name.startswith("checkpoint."):
+        for rel in scan(src).files:
+            name = rel.rsplit("/", 1)[-1]
+            if (
+                not rel.startswith(f"{layout.REPLICAS}/")
+                or not is_contract_file(rel)
+                or name.startswith("seeds")
+                or name in layout.CHECKPOINT_FILES
+            ):
                 continue
-            rel = path.relative_to(src).as_posix()
-            if rel.split("/")[-1].startswith("seeds"):
-                continue  # job flags are rewritten for the merged chunks
-            if rel in copies:
-                if not filecmp.cmp(copies[rel], path, shallow=False):
-                    raise MergeError(
-                        f"{rel} differs between {copies[rel].parents[0]} and {src}"
-                        " (the same replica made twice with different results)"
-                    )
-                continue
-            existing = into / rel
-            if existing.exists() and not filecmp.cmp(existing, path, shallow=False):
-                raise MergeError(f"{existing} exists with other content")
-            copies[rel] = path
-    return [(p, into / rel) for rel, p in copies.items()]
+            if rel not in copies:
+                copies[rel] = src / rel
+            elif not same_content(_read_regular(copies[rel]), _read_regular(src / rel), name):
+                raise MergeError(
+                    f"{rel} differs between {copies[rel].parents[rel.count('/')]} and {src}"
+                    " (the same replica made twice with different results)"
+                )
+    return copies
+
+
+def _verified(src: Path) -> None:
+    """Refuse a source that `ganplify verify` does not pass, naming its first problems."""
+    from ganplify.results.checks import table_checks
+
+    problems = verify(src, table_checks)
+    if problems:
+        shown = "\n".join(f"  {p}" for p in problems[:5])
+        more = f"\n  ... and {len(problems) - 5} more" if len(problems) > 5 else ""
+        raise MergeError(
+            f"{src}: `ganplify verify` finds {len(problems)} problem(s); merge only complete, "
+            f"unaltered folders:\n{shown}{more}"
+        )
 
 
 def _finished(into: Path, chunk: study.Chunk, evaluated: bool) -> bool:
@@ -194,10 +271,15 @@ def merge(sources: Sequence[Path], into: Path) -> dict:
         except cfg.ConfigError as exc:
             raise MergeError(f"{path}: {exc}") from None
     config = merged_config(configs, into.name)
-    copies = _plan_copies(sources, into)
-    for src, dest in copies:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(src, dest)
+    for src in sources:
+        _verified(src)
+    with recording(into):
+        return _write(sources, into, config, _plan_copies(sources))
+
+
+def _write(sources: Sequence[Path], into: Path, config: dict, copies: dict[str, Path]) -> dict:
+    for rel, path in copies.items():
+        atomic_write_bytes(into / rel, _read_regular(path))
     atomic_write_text(into / layout.CONFIG, yaml.safe_dump(config, sort_keys=False))
     write_json(
         into / MERGED_FROM,
