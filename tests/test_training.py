@@ -402,50 +402,50 @@ def test_missing_replica_checkpoint_starts_fresh(tmp_path, caplog):
     assert any("no checkpoint for replica 1" in r.getMessage() for r in caplog.records)
 
 
-def test_an_edited_checkpoint_step_is_refused(tmp_path, caplog):
-    """The step lies inside the checksum: a replica stopped early cannot be passed off as done."""
+def _retrain_after_editing(tmp_path, caplog, edit, replicas=(1,)) -> str:
+    """Train, apply ``edit`` to the checkpoint JSON of each replica index in ``replicas``
+    (edit(meta, tensor_blob)), train again: assert a fresh start, return the log."""
     bases = _bases(tmp_path, 2)
     _train(_data(2), [1, 2], checkpoints=bases)
-    meta_path = bases[1].with_suffix(".json")
-    meta = json.loads(meta_path.read_text())
-    meta["step"] -= 1
-    meta_path.write_text(json.dumps(meta))
-    with caplog.at_level(logging.INFO, logger="ganplify"):
-        result = _train(_data(2), [1, 2], checkpoints=bases)
-    assert result.resumed_from_epoch == 0
-    assert f"checkpoint {meta_path} has sha256=" in caplog.text
-
-
-def test_a_checkpoint_of_an_earlier_format_is_not_resumed_from(tmp_path, caplog):
-    """Version 1 left its metadata outside the checksum: such a training restarts."""
-    bases = _bases(tmp_path, 2)
-    _train(_data(2), [1, 2], checkpoints=bases)
-    for base in bases:
-        path = base.with_suffix(".json")
+    for k in replicas:
+        path = bases[k].with_suffix(".json")
         meta = json.loads(path.read_text())
-        meta["format"] = "ganplify-gan-checkpoint-1"
+        edit(meta, bases[k].with_suffix(".safetensors").read_bytes())
         path.write_text(json.dumps(meta))
     with caplog.at_level(logging.INFO, logger="ganplify"):
         result = _train(_data(2), [1, 2], checkpoints=bases)
     assert result.resumed_from_epoch == 0
-    assert "format='ganplify-gan-checkpoint-1'" in caplog.text
+    return caplog.text
+
+
+def test_an_edited_checkpoint_step_is_refused(tmp_path, caplog):
+    """The step lies inside the checksum: a replica stopped early cannot be passed off as done."""
+
+    def edit(meta, blob):
+        meta["step"] -= 1
+
+    log = _retrain_after_editing(tmp_path, caplog, edit)
+    assert f"checkpoint {tmp_path / 'seed1' / 'checkpoint.json'} has sha256=" in log
+
+
+def test_a_checkpoint_of_an_earlier_format_is_not_resumed_from(tmp_path, caplog):
+    """Version 1 left its metadata outside the checksum: such a training restarts."""
+
+    def edit(meta, blob):
+        meta["format"] = "ganplify-gan-checkpoint-1"
+
+    log = _retrain_after_editing(tmp_path, caplog, edit, replicas=(0, 1))
+    assert "format='ganplify-gan-checkpoint-1'" in log
 
 
 def test_replicas_at_different_steps_start_fresh(tmp_path, caplog):
     from ganplify.generators.neural.gan import checkpoints
 
-    bases = _bases(tmp_path, 2)
-    _train(_data(2), [1, 2], checkpoints=bases)
-    meta_path = bases[1].with_suffix(".json")
-    meta = json.loads(meta_path.read_text())
-    meta["step"] -= 1  # with a consistent checksum: a checkpoint of another step
-    blob = bases[1].with_suffix(".safetensors").read_bytes()
-    meta["sha256"] = checkpoints._checksum(blob, meta)
-    meta_path.write_text(json.dumps(meta))
-    with caplog.at_level(logging.INFO, logger="ganplify"):
-        result = _train(_data(2), [1, 2], checkpoints=bases)
-    assert result.resumed_from_epoch == 0
-    assert "different steps" in caplog.text
+    def edit(meta, blob):
+        meta["step"] -= 1  # with a consistent checksum: a checkpoint of another step
+        meta["sha256"] = checkpoints._checksum(blob, meta)
+
+    assert "different steps" in _retrain_after_editing(tmp_path, caplog, edit)
 
 
 def test_signal_in_process_checkpoints_and_raises(tmp_path, monkeypatch):

@@ -42,16 +42,6 @@ def _load_spec(text: str) -> dict:
     return spec
 
 
-def _study_config(results: Path) -> dict:
-    path = results / layout.CONFIG
-    if not path.is_file():
-        raise ResultsError(f"{path}: missing; is {results} a ganplify results folder?")
-    try:
-        return cfg.load(path)
-    except cfg.ConfigError as exc:
-        raise ResultsError(f"{path}: {exc}") from None
-
-
 # Commands that write into a study's results folder: every file they write is entered in its
 # journal (`ganplify.results.io.recording`), so a rerun knows the workflow wrote it.
 _WRITERS = ("baseline", "train", "evaluate", "aggregate", "fit-uncertainty", "plot", "provenance")
@@ -162,7 +152,7 @@ def cmd_aggregate(args: argparse.Namespace) -> int:
     from ganplify.study import plan as study
 
     results = Path(args.results)
-    config = _study_config(results)
+    config = cli_results.study_config(results)
     chunks = study.plan(config)
     mse, replicas = amp.collect(results, chunks)
     agg = config["aggregate"]
@@ -199,7 +189,7 @@ def cmd_fit_uncertainty(args: argparse.Namespace) -> int:
     from ganplify.study import plan as study
 
     results = Path(args.results)
-    config = _study_config(results)
+    config = cli_results.study_config(results)
     if not fu.applies(config):
         raise ResultsError(
             f"study {config['study']!r} runs no {fu.GENERATOR!r} generator: no fit tables to write"
@@ -216,7 +206,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
     from ganplify import figures
 
     results = Path(args.results)
-    config = _study_config(results)
+    config = cli_results.study_config(results)
     figures.draw(args.figure, results, config, args.output)
     return 0
 
@@ -227,7 +217,7 @@ def cmd_provenance(args: argparse.Namespace) -> int:
     from ganplify.study import plan as study
 
     results = Path(args.results)
-    config = _study_config(results)
+    config = cli_results.study_config(results)
     jobs = []
     for chunk in study.plan(config):
         flag = read_json(results / chunk.evaluated_flag)

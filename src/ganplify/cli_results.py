@@ -14,6 +14,21 @@ from pathlib import Path
 from ganplify.results import layout
 
 
+def study_config(results: Path) -> dict:
+    """A results folder's validated config.yaml (`ResultsError` naming it when it is missing
+    or invalid)."""
+    from ganplify.results.io import ResultsError
+    from ganplify.study import config as cfg
+
+    path = Path(results) / layout.CONFIG
+    if not path.is_file():
+        raise ResultsError(f"{path}: missing; is {results} a ganplify results folder?")
+    try:
+        return cfg.load(path)
+    except cfg.ConfigError as exc:
+        raise ResultsError(f"{path}: {exc}") from None
+
+
 def cmd_manifest(args: argparse.Namespace) -> int:
     from ganplify.results.manifest import write_manifest
 
@@ -90,18 +105,9 @@ def cmd_sign(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from ganplify.results import status
-    from ganplify.results.io import ResultsError
-    from ganplify.study import config as cfg
 
     results = Path(args.results)
-    path = results / layout.CONFIG
-    if not path.is_file():
-        raise ResultsError(f"{path}: missing; is {results} a ganplify results folder?")
-    try:
-        config = cfg.load(path)
-    except cfg.ConfigError as exc:
-        raise ResultsError(f"{path}: {exc}") from None
-    states = status.study_status(results, config, args.workdir)
+    states = status.study_status(results, study_config(results), args.workdir)
     print("\n".join(status.summary_lines(states)))
     return 1 if status.incomplete(states) else 0
 

@@ -161,7 +161,7 @@ def replica_defect(results: Path, chunk: Chunk, seed: int) -> str | None:
     """Why a replica of a neural chunk has not finished training under this setting, naming
     the file (None when it has): no status, a status of another setting, or a done replica
     whose weights are missing, truncated or another replica's."""
-    from ganplify.generators.neural.io import generator_metadata
+    from ganplify.generators.neural.io import binding_mismatch, generator_metadata
 
     rdir = results / chunk.setting.replica_dir(seed)
     try:
@@ -177,10 +177,8 @@ def replica_defect(results: Path, chunk: Chunk, seed: int) -> str | None:
         meta = generator_metadata(weights)
     except ResultsError as exc:
         return str(exc)
-    for key, value in (("seed", seed), ("phash", chunk.setting.phash)):
-        if meta.get(key) != str(value):
-            return f"{weights}: made for {key} = {meta.get(key)!r}, not {str(value)!r}"
-    return None
+    mismatch = binding_mismatch(meta, {"seed": seed, "phash": chunk.setting.phash})
+    return None if mismatch is None else f"{weights}: {mismatch}"
 
 
 def replica_finished(results: Path, chunk: Chunk, seed: int) -> dict | None:

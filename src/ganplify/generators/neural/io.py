@@ -94,6 +94,18 @@ def generator_metadata(path: Path) -> dict[str, str]:
     return _metadata(head, size, path)
 
 
+def binding_mismatch(meta: Mapping[str, str], expected: Mapping[str, object]) -> str | None:
+    """The first key whose value in saved weights' metadata is not the replica's, as "made for
+    <key> = <saved>, not <needed>" (None when all match). Weights saved before the training-set
+    digest was recorded carry no ``data_sha256``; it is then not compared."""
+    for key, value in expected.items():
+        if key == "data_sha256" and key not in meta:
+            continue
+        if meta.get(key) != str(value):
+            return f"made for {key} = {meta.get(key)!r}, not {str(value)!r}"
+    return None
+
+
 def load_generator(path: Path, expected: Mapping[str, object]) -> dict[str, torch.Tensor]:
     """Load weights saved by `save_generator` after checking they are this replica's.
 
@@ -111,14 +123,11 @@ def load_generator(path: Path, expected: Mapping[str, object]) -> dict[str, torc
     meta = _metadata(blob, len(blob), path)
     if meta.get("format") != GENERATOR_FORMAT:
         raise ResultsError(f"{path}: format {meta.get('format')!r}, not {GENERATOR_FORMAT!r}")
-    for key, value in expected.items():
-        if key == "data_sha256" and key not in meta:
-            continue
-        if meta.get(key) != str(value):
-            raise ResultsError(
-                f"{path}: its weights were made for {key} = {meta.get(key)!r}, not "
-                f"{str(value)!r} (copied from another replica or setting?)"
-            )
+    mismatch = binding_mismatch(meta, expected)
+    if mismatch is not None:
+        raise ResultsError(
+            f"{path}: its weights were {mismatch} (copied from another replica or setting?)"
+        )
     try:
         return safetensors.torch.load(blob)
     except safetensors.SafetensorError as exc:
