@@ -317,3 +317,20 @@ def test_accept_all_adopts_an_unfinished_folder_of_an_earlier_version(tmp_path, 
     assert ganplify_main(["accept", str(root), "--all"]) == 2
     assert "tables/notes.txt: foreign file" in capsys.readouterr().err
     assert ganplify_main(["accept", str(root)]) == 2  # neither files nor --all
+
+
+def test_a_config_snapshot_that_is_not_the_studys_is_removed(tmp_path):
+    """A copied folder carries no .snakemake records: the parse-time check removes its
+    config.yaml when the study's config changed, so that the workflow writes it again."""
+    from ganplify.results.io import config_text
+    from ganplify.study import config as cfg
+    from ganplify.study.repair import stale_config
+
+    config = cfg.load(Path(__file__).parents[1] / ".test" / "config" / "config.yaml")
+    snapshot = tmp_path / layout.CONFIG
+    assert stale_config(tmp_path, config) is None  # no snapshot yet
+    snapshot.write_text(config_text(config))
+    assert stale_config(tmp_path, config) is None and snapshot.exists()
+    wider = cfg.validate({**config, "aggregate": {**config["aggregate"], "interval": 0.9}})
+    assert stale_config(tmp_path, wider) == f"{snapshot}: not the study's config: written again"
+    assert not snapshot.exists()

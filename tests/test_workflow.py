@@ -279,6 +279,32 @@ def test_copied_results_folder_does_not_rerun_replica_jobs(tiny_run, tmp_path):
 
 
 @pytest.mark.slow  # runs the tiny test config end to end
+def test_copied_results_folder_follows_a_changed_config(tiny_run, tmp_path):
+    """Without .snakemake records, Snakemake cannot see that the config changed: the stale
+    config.yaml is removed at parsing, so the tables are aggregated again with the new one."""
+    import yaml
+
+    other = copy_project(tmp_path / "other")
+    shutil.copytree(tiny_run / "results", other / "results")
+    config = yaml.safe_load((REPO / TINY_CONFIG).read_text())
+    config["aggregate"]["interval"] = 0.9
+    (other / "wider.yaml").write_text(yaml.safe_dump(config))
+    proc = run_snakemake(other, "--configfile", "wider.yaml", "--cores", "2")
+    assert "config.yaml: not the study's config: written again" in proc.stderr
+    results = other / "results" / "test"
+    assert yaml.safe_load((results / "config.yaml").read_text())["aggregate"]["interval"] == 0.9
+    old = pd.read_csv(tiny_run / "results" / "test" / "tables" / "amplification.csv")
+    new = pd.read_csv(results / "tables" / "amplification.csv")
+    wide, narrow = (t["n_equiv_hi"] - t["n_equiv_lo"] for t in (new, old))
+    finite = np.isfinite(wide) & np.isfinite(narrow)  # exact fits: inf - inf
+    assert finite.sum() > 200 and (wide[finite] >= narrow[finite]).all()
+    assert (wide[finite] > narrow[finite]).mean() > 0.9
+    assert ganplify_main(["verify", str(results)]) == 0
+    again = run_snakemake(other, "-n", "--configfile", "wider.yaml")
+    assert "not the study's config" not in again.stderr and jobs_of(again.stdout) == {}
+
+
+@pytest.mark.slow  # runs the tiny test config end to end
 def test_verify_catches_altered_missing_and_foreign_files(tiny_run, tmp_path, capsys):
     res = tmp_path / "copy"
     shutil.copytree(tiny_run / "results" / "test", res)

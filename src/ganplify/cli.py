@@ -13,8 +13,6 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import yaml
-
 from ganplify import cli_results
 from ganplify.results import layout
 from ganplify.results.io import ResultsError, recording
@@ -69,10 +67,10 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_write_config(args: argparse.Namespace) -> int:
-    from ganplify.results.io import atomic_write_text
+    from ganplify.results.io import atomic_write_text, config_text
 
     config = cfg.validate(json.loads(args.json))
-    atomic_write_text(args.output, yaml.safe_dump(config, sort_keys=False))
+    atomic_write_text(args.output, config_text(config))
     return 0
 
 

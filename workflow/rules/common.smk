@@ -188,10 +188,15 @@ def final_outputs():
 # Before anything runs, also a dry run (Snakemake never calls onstart when it finds nothing to
 # do): a file changed outside the workflow since the last manifest stops it, so that the
 # manifest at a run's end never covers an edit (`ganplify accept` takes an intended one in);
-# replica files lost after their job finished get that job rerun. Not in SLURM job processes.
+# replica files lost after their job finished get that job rerun, and a config snapshot that is
+# not the study's config is written again (a copied folder carries no .snakemake records).
+# Not in SLURM job processes.
 if workflow.is_main_process:
     _problems = gmanifest.changes(RESULTS)
     if _problems:
         raise WorkflowError(gmanifest.refusal(RESULTS, _problems))
     for _line in grepair.reopen(RESULTS, CHUNKS):
+        logger.warning(f"ganplify: {_line}")
+    _line = grepair.stale_config(RESULTS, STUDY)
+    if _line:
         logger.warning(f"ganplify: {_line}")

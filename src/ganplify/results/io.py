@@ -161,6 +161,14 @@ def write_json(path: str | Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_jsonable) + "\n")
 
 
+def config_text(config: dict) -> str:
+    """The text of a results folder's config.yaml for a validated config (one writer, so a
+    snapshot compares equal to the config it was written from)."""
+    import yaml
+
+    return yaml.safe_dump(config, sort_keys=False)
+
+
 def _jsonable(obj: Any) -> Any:
     if hasattr(obj, "tolist"):
         return obj.tolist()

@@ -23,14 +23,13 @@ import struct
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import yaml
-
 from ganplify import generators
 from ganplify.results import layout
 from ganplify.results.io import (
     ResultsError,
     atomic_write_bytes,
     atomic_write_text,
+    config_text,
     read_json,
     recording,
     write_json,
@@ -280,7 +279,7 @@ def merge(sources: Sequence[Path], into: Path) -> dict:
 def _write(sources: Sequence[Path], into: Path, config: dict, copies: dict[str, Path]) -> dict:
     for rel, path in copies.items():
         atomic_write_bytes(into / rel, _read_regular(path))
-    atomic_write_text(into / layout.CONFIG, yaml.safe_dump(config, sort_keys=False))
+    atomic_write_text(into / layout.CONFIG, config_text(config))
     write_json(
         into / MERGED_FROM,
         {

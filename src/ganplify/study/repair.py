@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ganplify import generators
 from ganplify.results import layout
-from ganplify.results.io import ResultsError, read_json
+from ganplify.results.io import ResultsError, config_text, read_json
 from ganplify.study.jobs import replica_defect
 from ganplify.study.plan import Chunk
 
@@ -67,3 +67,24 @@ def reopen(results: str | Path, chunks: Iterable[Chunk]) -> list[str]:
         # of the aggregation's tables, which depends on every flag
         (results / layout.table("mse")).unlink(missing_ok=True)
     return [f"{why}: its job reruns ({flag} removed)" for why, flag in found]
+
+
+def stale_config(results: str | Path, config: dict) -> str | None:
+    """Remove a results folder's config.yaml when it is not the snapshot of ``config`` (the
+    validated study config), so that the workflow writes it again and reaggregates.
+
+    Snakemake reruns the snapshot when its config changed only from its own records in
+    .snakemake/; a results folder copied to another checkout has none, and its tables would be
+    aggregated with the old binnings. Returns a line for the log, or None.
+    """
+    path = Path(results) / layout.CONFIG
+    try:
+        old = path.read_text()
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ResultsError(f"{path}: unreadable ({exc})") from None
+    if old == config_text(config):
+        return None
+    path.unlink()
+    return f"{path}: not the study's config: written again"

@@ -17,7 +17,11 @@ at every discriminator evaluation.
 * Every random draw comes from `ganplify.rng`, keyed by the replica's seed, with a stream id per
   use (`ganplify.streams.GanStream`) and the global step as counter (a device tensor
   incremented in place). Replica k's trajectory is therefore the same in any ensemble, up to
-  floating-point rounding of the batched matmuls.
+  floating-point rounding, which on a CPU depends on the replica's place: an elementwise
+  kernel (the losses' softplus over K x batch values) runs its vector loop over 2 x the SIMD
+  width and its remainder in scalar code, so on AVX2 and AVX-512 the replicas whose values
+  fall in AVX-512's remainder round differently (none when K x batch is a multiple of 32),
+  and a chaotic training grows that.
 * Epochs have floor(n_train / batch) steps; a remainder of the shuffled set is dropped for that
   epoch (n_train is a multiple of the batch size in the paper's settings).
 * A non-finite loss marks its replica failed ("non-finite discriminator loss at epoch 37",
@@ -29,7 +33,7 @@ at every discriminator evaluation.
   ``checkpoint_every`` epochs, at the end, and on SIGTERM / SIGUSR1 (after the current step;
   then `Interrupted` is raised). A resumed run ends bit-identical to an uninterrupted one on
   the same device.
-* CUDA (untested on hardware, see `make_step_runner`): TF32 matmuls and the whole training step
+* CUDA (see `make_step_runner`): TF32 matmuls and the whole training step
   captured in a CUDA graph, with an eager fallback.
 """
 
