@@ -191,6 +191,8 @@ def bootstrap_means(values: np.ndarray, n_boot: int, rng: np.random.Generator) -
 # Posterior draws behind a rerun interval: the 16th percentile's Monte Carlo error is then
 # about 1% of the interval's width.
 RERUN_DRAWS = 4000
+# The lognormal model is used unless a Shapiro-Wilk test rejects normal log-MSEs at this level.
+LOGNORMAL_TEST_LEVEL = 0.05
 
 
 def rerun_interval(
@@ -204,12 +206,15 @@ def rerun_interval(
     The interval of the mean (amplification_lo/hi) does not say this: it is where the true mean
     lies, not where another run's mean falls.
 
-    Replicas' MSEs are positive and, for a chaotic generator, heavy-tailed (a few replicas far
-    worse than the rest), so the interval is the posterior predictive of a lognormal model of
-    the replicas (Jeffreys prior: sigma^2 ~ (n-1) s^2 / chi^2_{n-1}, mu ~ N(ybar, sigma^2 / n)
-    for y = log MSE): ``draws`` Monte Carlo reruns of n replicas, whose means' central
-    quantiles are returned. For replicas of nearly equal MSE it is mean +- t_{n-1} s sqrt(2/n),
-    which is used as it is when a value is not positive (an asymptotic MSE can be).
+    A chaotic generator's replica MSEs are heavy-tailed (a few replicas far worse than the
+    rest), which a handful of replicas does not show in their standard deviation. So the
+    interval is the posterior predictive of a lognormal model of the replicas (Jeffreys prior:
+    sigma^2 ~ (n-1) s^2 / chi^2_{n-1}, mu ~ N(ybar, sigma^2 / n) for y = log MSE): ``draws``
+    Monte Carlo reruns of n replicas, whose means' central quantiles are returned. Where the
+    logs are plainly not normal (a Shapiro-Wilk test rejects them at `LOGNORMAL_TEST_LEVEL`:
+    the chi-square-like MSEs of a fit, whose logs have a long lower tail, and where the
+    lognormal would be confidently wrong with many replicas), and where a value is not
+    positive (an asymptotic MSE can be) or n < 3, it is mean +- t_{n-1} s sqrt(2/n).
 
     Parameters
     ----------
@@ -233,18 +238,19 @@ def rerun_interval(
     if n < 2:
         return float("nan"), float("nan")
     tail = 0.5 * (1.0 - interval)
-    if np.all(values > 0):
+    if np.all(values > 0) and n >= 3:
         y = np.log(values)
-        s = float(np.std(y, ddof=1))
-        if s == 0.0:
+        if np.ptp(y) == 0.0:
             return float(values[0]), float(values[0])
-        sigma = s * np.sqrt((n - 1) / rng.chisquare(n - 1, draws))
-        mu = float(np.mean(y)) + sigma * rng.standard_normal(draws) / np.sqrt(n)
-        with np.errstate(over="ignore"):  # a posterior sigma of hundreds, for n = 2: inf
-            reruns = np.exp(mu[:, None] + sigma[:, None] * rng.standard_normal((draws, n)))
-        # no interpolation: two infinite neighbours would give NaN
-        lo, hi = np.quantile(reruns.mean(axis=1), [tail, 1.0 - tail], method="inverted_cdf")
-        return float(lo), float(hi)
+        s = float(np.std(y, ddof=1))
+        if stats.shapiro(y).pvalue >= LOGNORMAL_TEST_LEVEL:
+            sigma = s * np.sqrt((n - 1) / rng.chisquare(n - 1, draws))
+            mu = float(np.mean(y)) + sigma * rng.standard_normal(draws) / np.sqrt(n)
+            with np.errstate(over="ignore"):  # a posterior sigma of hundreds: inf
+                reruns = np.exp(mu[:, None] + sigma[:, None] * rng.standard_normal((draws, n)))
+            # no interpolation: two infinite neighbours would give NaN
+            lo, hi = np.quantile(reruns.mean(axis=1), [tail, 1 - tail], method="inverted_cdf")
+            return float(lo), float(hi)
     mean, s = float(np.mean(values)), float(np.std(values, ddof=1))
     half = float(stats.t.ppf(1.0 - tail, n - 1)) * s * np.sqrt(2.0 / n)
     return mean - half, mean + half
