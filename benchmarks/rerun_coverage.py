@@ -112,10 +112,11 @@ def asymptotic_rows(results: Path, generator: str, agg: dict) -> pd.DataFrame:
     return table[np.isinf(table["n_generated"])].set_index(GROUP)
 
 
-def cross_coverage(first: Path, second: Path, generator: str) -> pd.DataFrame:
+def cross_coverage(first: Path, second: Path, generator: str, level: float) -> pd.DataFrame:
     """Per asymptotic row: both runs' amplification, and whether each lies in the other's
-    interval of the mean (``mean``) and rerun interval (``rerun``), as counts of 0-2."""
-    agg = cfg.validate(cfg.read(first / layout.CONFIG))["aggregate"]
+    interval of the mean (``mean``) and rerun interval (``rerun``) at ``level``, as counts of
+    0-2 (the first run's other aggregation settings)."""
+    agg = cfg.validate(cfg.read(first / layout.CONFIG))["aggregate"] | {"interval": level}
     a, b = (asymptotic_rows(r, generator, agg) for r in (first, second))
     out = []
     for key in a.index.intersection(b.index):
@@ -144,7 +145,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--against", type=Path, help="a second run of the same study")
     args = parser.parse_args(argv)
     if args.against is not None:
-        table = cross_coverage(args.results, args.against, args.generator)
+        table = cross_coverage(args.results, args.against, args.generator, args.level)
         print(
             f"Each run's amplification inside the other's {args.level:.0%} intervals "
             "(0-2 per row)\n"

@@ -227,3 +227,21 @@ def test_the_rerun_interval_of_non_positive_values_is_the_t_interval():
     assert lo == pytest.approx(x.mean() - half) and hi == pytest.approx(x.mean() + half)
     assert rerun_interval(np.array([3e-4, 3e-4]), 0.68, np.random.default_rng(0)) == (3e-4, 3e-4)
     assert all(np.isnan(rerun_interval(np.array([1e-3]), 0.68, np.random.default_rng(0))))
+
+
+def test_the_rerun_coverage_benchmark_tells_the_intervals_apart():
+    """benchmarks/rerun_coverage.py on a lognormal pool: the rerun interval holds a rerun far
+    more often than the interval of the mean (about 0.68 against 0.43 on the GAN's pool)."""
+    import importlib.util
+
+    from tests.helpers import REPO
+
+    spec = importlib.util.spec_from_file_location(
+        "rerun_coverage", REPO / "benchmarks" / "rerun_coverage.py"
+    )
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    pool = {("t", 1, 100, "gan", "x", 10, 10): np.exp(np.random.default_rng(2).normal(0, 1, 48))}
+    table = bench.coverage(pool, size=8, splits=200, level=0.68, seed=0)
+    assert list(table["n"]) == [8] and table.loc[0, "pool"] == 48
+    assert table.loc[0, "rerun"] > table.loc[0, "mean"] + 0.1
