@@ -36,7 +36,7 @@ def with_change(change):
     return c
 
 
-@pytest.mark.parametrize("name", ["config.yaml", "paper.yaml"])
+@pytest.mark.parametrize("name", ["config.yaml", "paper.yaml", "gan_pool.yaml"])
 def test_shipped_configs_are_valid_and_stable(name):
     c = cfg.load(REPO / "config" / name)
     assert set(c["dims"]) == {"1", "2", "5"}
