@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import json
 import os
+import struct
 import tempfile
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
@@ -167,6 +168,25 @@ def config_text(config: dict) -> str:
     import yaml
 
     return yaml.safe_dump(config, sort_keys=False)
+
+
+def safetensors_metadata(head: bytes, size: int, path: str | Path) -> dict[str, str]:
+    """The string metadata of a safetensors file from its first bytes (its length prefix and
+    header, or the whole file) and its size, after checking that the file is complete: the
+    header parses and the file is exactly as long as the tensors it declares (`ResultsError`
+    naming ``path`` otherwise). Reads no tensors and needs no torch."""
+    try:
+        (n,) = struct.unpack("<Q", head[:8])
+        header = json.loads(head[8 : 8 + n])
+        ends = [t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"]
+    except (struct.error, ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+        raise ResultsError(f"{path}: not a safetensors file ({exc})") from None
+    if size != 8 + n + max(ends, default=0):
+        raise ResultsError(
+            f"{path}: truncated or padded ({size} bytes, its header declares "
+            f"{8 + n + max(ends, default=0)})"
+        )
+    return dict(header.get("__metadata__") or {})
 
 
 def _jsonable(obj: Any) -> Any:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import copy
 import json
 import os
-import struct
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -32,6 +31,7 @@ from ganplify.results.io import (
     config_text,
     read_json,
     recording,
+    safetensors_metadata,
     write_json,
 )
 from ganplify.results.manifest import is_contract_file, scan, verify
@@ -163,8 +163,9 @@ def same_content(a: bytes, b: bytes, name: str) -> bool:
 
         try:
             ta, tb = safetensors.numpy.load(a), safetensors.numpy.load(b)
-            meta_a, meta_b = _safetensors_metadata(a), _safetensors_metadata(b)
-        except (safetensors.SafetensorError, ValueError, struct.error):
+            meta_a = safetensors_metadata(a, len(a), name)
+            meta_b = safetensors_metadata(b, len(b), name)
+        except (safetensors.SafetensorError, ResultsError):
             return False
         return (
             meta_a == meta_b
@@ -181,11 +182,6 @@ def same_content(a: bytes, b: bytes, name: str) -> bool:
             ja, jb = ({k: v for k, v in j.items() if k not in _TIMES} for j in (ja, jb))
         return ja == jb
     return False
-
-
-def _safetensors_metadata(blob: bytes) -> dict:
-    (n,) = struct.unpack("<Q", blob[:8])
-    return json.loads(blob[8 : 8 + n]).get("__metadata__") or {}
 
 
 def _read_regular(path: Path) -> bytes:

@@ -5,7 +5,6 @@ and the digest that binds weights to their training set.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import struct
 from collections.abc import Mapping, Sequence
@@ -16,7 +15,7 @@ import safetensors
 import safetensors.torch
 import torch
 
-from ganplify.results.io import ResultsError, atomic_write_bytes
+from ganplify.results.io import ResultsError, atomic_write_bytes, safetensors_metadata
 from ganplify.signals import STOP_SIGNALS, SignalFlag, catch_signals  # noqa: F401 (API)
 
 GENERATOR_FORMAT = "ganplify-generator-1"
@@ -60,24 +59,6 @@ def save_generator(
     atomic_write_bytes(Path(path), safetensors.torch.save(tensors, metadata=meta))
 
 
-def _metadata(head: bytes, size: int, path: Path) -> dict[str, str]:
-    """The string metadata of a safetensors file from its first bytes (its length prefix and
-    header) and its size, after checking that the file is complete: the header parses and the
-    file is exactly as long as the tensors it declares."""
-    try:
-        (n,) = struct.unpack("<Q", head[:8])
-        header = json.loads(head[8 : 8 + n])
-        ends = [t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"]
-    except (struct.error, ValueError, TypeError, KeyError, IndexError) as exc:
-        raise ResultsError(f"{path}: not a safetensors file ({exc})") from None
-    if size != 8 + n + max(ends, default=0):
-        raise ResultsError(
-            f"{path}: truncated or padded ({size} bytes, its header declares "
-            f"{8 + n + max(ends, default=0)})"
-        )
-    return dict(header.get("__metadata__") or {})
-
-
 def generator_metadata(path: Path) -> dict[str, str]:
     """The metadata of saved weights, after checking that the file is complete, without
     reading its tensors (`ResultsError` naming it when it is missing, truncated or not
@@ -91,7 +72,7 @@ def generator_metadata(path: Path) -> dict[str, str]:
                 head += fh.read(min(struct.unpack("<Q", head)[0], size))
     except FileNotFoundError:
         raise ResultsError(f"{path}: missing") from None
-    return _metadata(head, size, path)
+    return safetensors_metadata(head, size, path)
 
 
 def binding_mismatch(meta: Mapping[str, str], expected: Mapping[str, object]) -> str | None:
@@ -120,7 +101,7 @@ def load_generator(path: Path, expected: Mapping[str, object]) -> dict[str, torc
         blob = path.read_bytes()
     except FileNotFoundError:
         raise ResultsError(f"{path}: missing") from None
-    meta = _metadata(blob, len(blob), path)
+    meta = safetensors_metadata(blob, len(blob), path)
     if meta.get("format") != GENERATOR_FORMAT:
         raise ResultsError(f"{path}: format {meta.get('format')!r}, not {GENERATOR_FORMAT!r}")
     mismatch = binding_mismatch(meta, expected)
