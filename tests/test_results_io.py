@@ -58,3 +58,22 @@ def test_a_results_folder_is_locked_by_one_run_at_a_time(tmp_path):
         lock_folder(tmp_path / "study")
     os.close(fd)
     os.close(lock_folder(tmp_path / "study"))  # free again once the holder is gone
+
+
+@pytest.mark.parametrize(
+    "blob, message",
+    [
+        (b"\x05\x00\x00\x00\x00\x00\x00\x00[1,2]", "not a safetensors file"),
+        (b"\x02\x00\x00\x00\x00\x00\x00\x00{}", None),
+        (b"\x02\x00\x00\x00\x00\x00\x00\x00{}xx", "truncated or padded"),
+        (b"\x03\x00", "not a safetensors file"),
+    ],
+)
+def test_safetensors_metadata_names_the_file_of_a_broken_header(blob, message):
+    from ganplify.results.io import safetensors_metadata
+
+    if message is None:
+        assert safetensors_metadata(blob, len(blob), "w.safetensors") == {}
+        return
+    with pytest.raises(ResultsError, match=f"w.safetensors: {message}"):
+        safetensors_metadata(blob, len(blob), "w.safetensors")
