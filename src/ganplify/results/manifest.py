@@ -165,27 +165,34 @@ def changes(root: str | Path) -> list[str]:
     MANIFEST.sha256 or one the workflow wrote since (the journal). Missing files pass: the
     workflow remakes them.
     """
-    root = Path(root)
+    return _audit(Path(root))[0]
+
+
+def _audit(root: Path) -> tuple[list[str], dict[str, str]]:
+    """`changes`'s problems, and the digest of every listed file it read (so that a manifest
+    written right after reads each file once)."""
     if not root.is_dir():
-        return []
+        return [], {}
     found = scan(root)
     problems = _layout_problems(root, found)
     try:
         manifest = read_manifest(root) if (root / MANIFEST).is_file() else {}
         journal = read_journal(root)
     except ResultsError as exc:
-        return [*problems, str(exc)]
+        return [*problems, str(exc)], {}
+    digests = {}
     for f in found.files:
         if not is_contract_file(f) or _UNLISTED_RE.fullmatch(f):
             continue
         known = journal.get(f, set()) | ({manifest[f]} if f in manifest else set())
-        if sha256_file(root / f) in known:
+        digests[f] = sha256_file(root / f)
+        if digests[f] in known:
             continue
         if f in manifest:
             problems.append(f"{f}: changed since {MANIFEST}, and not by the workflow")
         else:
             problems.append(f"{f}: not written by the workflow, nor listed in {MANIFEST}")
-    return problems
+    return problems, digests
 
 
 def refusal(root: str | Path, problems: Sequence[str]) -> str:
@@ -208,14 +215,14 @@ def write_manifest(root: str | Path) -> int:
     removed; a signature of an older manifest is removed with a notice on stderr.
     """
     root = Path(root)
-    problems = changes(root)
+    problems, digests = _audit(root)
     if problems:
         raise ResultsError(refusal(root, problems))
     found = scan(root)
     for f in found.leftovers:
         (root / f).unlink(missing_ok=True)
     files = [f for f in found.files if not _UNLISTED_RE.fullmatch(f)]
-    text = "".join(f"{sha256_file(root / f)}  {f}\n" for f in files)
+    text = "".join(f"{digests.get(f) or sha256_file(root / f)}  {f}\n" for f in files)
     old = (root / MANIFEST).read_text() if (root / MANIFEST).is_file() else None
     atomic_write_text(root / MANIFEST, text)
     signature = root / layout.SIGNATURE
