@@ -67,6 +67,7 @@ def test_a_results_folder_is_locked_by_one_run_at_a_time(tmp_path):
         (b"\x02\x00\x00\x00\x00\x00\x00\x00{}", None),
         (b"\x02\x00\x00\x00\x00\x00\x00\x00{}xx", "truncated or padded"),
         (b"\x03\x00", "not a safetensors file"),
+        (b'\x15\x00\x00\x00\x00\x00\x00\x00{"__metadata__": [1]}', "not a safetensors file"),
     ],
 )
 def test_safetensors_metadata_names_the_file_of_a_broken_header(blob, message):

@@ -179,6 +179,7 @@ def safetensors_metadata(head: bytes, size: int, path: str | Path) -> dict[str, 
         (n,) = struct.unpack("<Q", head[:8])
         header = json.loads(head[8 : 8 + n])
         ends = [t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"]
+        meta = {str(k): str(v) for k, v in (header.get("__metadata__") or {}).items()}
     except (struct.error, ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
         raise ResultsError(f"{path}: not a safetensors file ({exc})") from None
     if size != 8 + n + max(ends, default=0):
@@ -186,7 +187,7 @@ def safetensors_metadata(head: bytes, size: int, path: str | Path) -> dict[str, 
             f"{path}: truncated or padded ({size} bytes, its header declares "
             f"{8 + n + max(ends, default=0)})"
         )
-    return dict(header.get("__metadata__") or {})
+    return meta
 
 
 def _jsonable(obj: Any) -> Any:
