@@ -33,11 +33,11 @@ from ganplify.analysis.amplification import (
     GROUP,
     amplification_table,
     bootstrap_means,
+    replica_asymptotes,
     rerun_interval,
     table_options,
 )
 from ganplify.analysis.summary import to_markdown
-from ganplify.metrics import quantiles as qt
 from ganplify.metrics.evaluation import MSE_COLUMNS
 from ganplify.results import layout
 from ganplify.results.io import read_table
@@ -51,9 +51,7 @@ def asymptotic_pool(mse: pd.DataFrame, generator: str) -> dict[tuple, np.ndarray
     rows = mse[mse["generator"] == generator]
     pool = {}
     for key, group in rows.groupby(GROUP, sort=True):
-        n_max = group["n_generated"].max()
-        last = group[group["n_generated"] == n_max].sort_values("seed")
-        pool[key] = qt.asymptotic_mse(last["mse"].to_numpy(float), key[-1], float(n_max))
+        pool[key] = replica_asymptotes(group.sort_values("seed"), key[-1])
     return pool
 
 

@@ -330,6 +330,14 @@ def _summary_row(
     }
 
 
+def replica_asymptotes(group: pd.DataFrame, n_cells: int) -> np.ndarray:
+    """Each replica's asymptotic MSE, in the rows' order: its MSE at the group's largest
+    n_generated with the finite-sample term removed (`quantiles.asymptotic_mse`)."""
+    n_max = group["n_generated"].max()
+    last = group[group["n_generated"] == n_max]
+    return qt.asymptotic_mse(last["mse"].to_numpy(float), n_cells, float(n_max))
+
+
 def saturation_point(rows: list[dict], tolerance: float) -> float:
     """Smallest n_generated whose amplification is within ``tolerance`` of the asymptote.
 
@@ -425,9 +433,7 @@ def amplification_table(
             for n, sub in group.groupby("n_generated", sort=True)
         ]
         if generator not in NO_ASYMPTOTE:
-            n_max = group["n_generated"].max()
-            last = group[group["n_generated"] == n_max]
-            asym = qt.asymptotic_mse(last["mse"].to_numpy(), n_cells, float(n_max))
+            asym = replica_asymptotes(group, n_cells)
             group_rows.append(
                 _summary_row(
                     key, np.inf, asym, counts, n_boot, interval, rng, robust_cl, pass_probabilities
